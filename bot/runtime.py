@@ -1,0 +1,139 @@
+"""Assemble one opsbot process: config, store, adapters, scheduler, pipeline, workers.
+
+Every front end (``opsbot serve`` in any mode, ``opsbot run``) builds a :class:`Runtime`
+and hands requests to :meth:`Runtime.submit` or straight to the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters import Adapters
+from bot.clock import system_clock
+from bot.config import LoadedConfig
+from bot.pipeline import Pipeline, Request, Responder, Step
+from bot.sandbox.emulators import EmulatorFactory, RunningEmulators, start_emulators
+from bot.scheduler import Scheduler
+from bot.store import Store
+from handlers.context import Clock
+from handlers.registry import Registry
+from handlers.reply import Reply
+from handlers.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def adapter_factories(
+    settings: Settings, environ: Mapping[str, str]
+) -> dict[str, Callable[[], object]]:
+    """How to build each configured adapter (built lazily, on first use)."""
+    return {}
+
+
+def governance_steps(runtime: Runtime) -> list[Step]:
+    """The governance steps every command passes, in order (DESIGN.md §4)."""
+    return []
+
+
+@dataclass
+class Runtime:
+    """A running opsbot: what every front end shares."""
+
+    config: LoadedConfig
+    settings: Settings
+    registry: Registry
+    store: Store
+    clock: Clock
+    adapters: Adapters
+    scheduler: Scheduler
+    executor: ThreadPoolExecutor
+    pipeline: Pipeline = field(init=False)
+    emulators: RunningEmulators | None = None
+
+    @classmethod
+    def build(
+        cls,
+        config: LoadedConfig,
+        *,
+        registry: Registry | None = None,
+        clock: Clock = system_clock,
+        environ: Mapping[str, str] | None = None,
+        emulators: Sequence[EmulatorFactory] | None = None,
+    ) -> Runtime:
+        """Open the store and wire everything; with ``emulators``, start those first."""
+        settings = config.settings
+        env = dict(os.environ if environ is None else environ)
+        running = None
+        if emulators is not None:
+            running = start_emulators(settings, emulators)
+            settings = running.settings
+            env.update(running.environ)
+        try:
+            store = Store.open(config.store_path)
+        except Exception:
+            if running:
+                running.stop()
+            raise
+        runtime = cls(
+            config=config,
+            settings=settings,
+            registry=registry if registry is not None else Registry.discover(),
+            store=store,
+            clock=clock,
+            adapters=Adapters(adapter_factories(settings, env)),
+            scheduler=Scheduler(clock),
+            executor=ThreadPoolExecutor(settings.server.workers, thread_name_prefix="opsbot-work"),
+            emulators=running,
+        )
+        runtime.pipeline = Pipeline(
+            registry=runtime.registry,
+            settings=settings,
+            adapters=runtime.adapters,
+            store=store,
+            clock=clock,
+            steps=governance_steps(runtime),
+        )
+        return runtime
+
+    def start(self) -> None:
+        """Start timed work: rebuild scheduled jobs from the store, run overdue ones."""
+        count = self.scheduler.start()
+        log.info("scheduler started with %d jobs", count)
+
+    def handle(self, request: Request, responder: Responder) -> Reply:
+        """Run ``request`` through the pipeline on the calling thread."""
+        return self.pipeline.handle(request, responder)
+
+    def submit(self, request: Request, responder: Responder) -> Future[Reply]:
+        """Run ``request`` on a worker thread, off the ack path."""
+        return self.executor.submit(self._run_logged, request, responder)
+
+    def _run_logged(self, request: Request, responder: Responder) -> Reply:
+        try:
+            return self.pipeline.handle(request, responder)
+        except BaseException:
+            log.exception("request ref=%s failed outside the pipeline", request.ref)
+            raise
+
+    def close(self, *, wait: bool = True) -> None:
+        """Drain in-flight work (``wait``), then stop timers, adapters, emulators and store."""
+        self.executor.shutdown(wait=wait, cancel_futures=not wait)
+        self.scheduler.shutdown(wait=wait)
+        self.adapters.close()
+        if self.emulators:
+            self.emulators.stop()
+        self.store.close()
+        if self.config.demo:
+            shutil.rmtree(self.config.base_dir, ignore_errors=True)
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
