@@ -29,7 +29,9 @@ def tokenize(text: str) -> list[str]:
         raise UsageError(f"the command is too long ({len(text)} characters, at most {MAX_LENGTH})")
     try:
         return shlex.split(text.translate(_QUOTES), comments=False, posix=True)
-    except ValueError:
+    except ValueError as error:
+        if "escaped" in str(error):
+            raise UsageError("the command ends with a backslash: remove it or quote it") from None
         raise UsageError("a quote is not closed: check the \" and ' in the command") from None
 
 
@@ -92,7 +94,7 @@ def _bind(spec: CommandSpec, words: list[str], text: str) -> Command:
             if name in option_names:
                 raise UsageError(f"options are written {name}=VALUE, not --{name}", usage)
             raise UsageError(_unknown("flag", f"--{name}", [f"--{f}" for f in flag_names]), usage)
-        option = _OPTION.fullmatch(word)
+        option = _OPTION.fullmatch(_lower_key(word))
         if option and option.group(1) in option_names:
             name, value = option.group(1), option.group(2)
             if name in options:
@@ -104,6 +106,8 @@ def _bind(spec: CommandSpec, words: list[str], text: str) -> Command:
         if option and not _takes_free_text(spec, args):
             known = [f"{o}=" for o in option_names]
             raise UsageError(_unknown("option", f"{option.group(1)}=", known), usage)
+        if not word.strip():
+            raise UsageError('an empty argument ("") is not allowed', usage)
         args.append(word)
     _check_arity(spec, args, usage)
     for param in signature.options:
@@ -124,6 +128,12 @@ def _bind(spec: CommandSpec, words: list[str], text: str) -> Command:
         usage=usage,
         arg_names=tuple(p.name for p in signature.positionals),
     )
+
+
+def _lower_key(word: str) -> str:
+    """``REV=abc`` → ``rev=abc``: option keys are case-insensitive, like verbs and flags."""
+    key, sep, value = word.partition("=")
+    return f"{key.lower()}{sep}{value}" if sep and key.isascii() else word
 
 
 def _takes_free_text(spec: CommandSpec, args: list[str]) -> bool:

@@ -24,6 +24,7 @@ FIELD_CHARS = 2000
 FIELDS_PER_SECTION = 10
 HEADER_CHARS = 150
 BUTTONS_PER_BLOCK = 25
+MAX_BUTTONS = 4 * BUTTONS_PER_BLOCK  # more is not a choice a person can make anyway
 BUTTON_LABEL_CHARS = 75
 BUTTON_VALUE_CHARS = 2000
 CONTEXT_CHARS = 2000
@@ -49,38 +50,50 @@ def to_blocks(reply: Reply) -> Message:
     """Render ``reply`` as Block Kit within Slack's limits."""
     text, file = reply.text, reply.attachment
     if len(text) > INLINE_TEXT_CHARS and file is None:
-        file = Attachment("output.txt", html.unescape(text), reply.title or "Full output")
+        file = Attachment("output.txt", plain(text), reply.title or "Full output")
         text = _preview(text, len(text.splitlines()))
-    blocks: list[Block] = []
+    body: list[Block] = []
     if reply.title:
-        blocks.append(_header(reply.title))
-    blocks.extend(_section(chunk) for chunk in split_text(text))
+        body.append(_header(reply.title))
+    body.extend(_section(chunk) for chunk in split_text(text))
     for start in range(0, len(reply.fields), FIELDS_PER_SECTION):
         row = reply.fields[start : start + FIELDS_PER_SECTION]
         cells = [_mrkdwn(_clip(f"*{f.label}*\n{f.value}", FIELD_CHARS)) for f in row]
-        blocks.append({"type": "section", "fields": cells})
-    tail: list[Block] = []
+        body.append({"type": "section", "fields": cells})
+    actions = _action_blocks(reply.buttons)
+    room = MAX_BLOCKS - len(actions) - 1  # one left for the footer
+    if len(body) > room:
+        # Everything goes into the file, fields and the handler's own attachment included.
+        file = Attachment("output.txt", to_text(reply), reply.title or "Full output")
+        hidden = len(body) - room + 1
+        body = [*body[: room - 1], _section(f"_…{hidden} more blocks in the attached file_")]
     footer = reply.footer
     if file is not None and file is not reply.attachment:
         footer = " · ".join(p for p in (footer, f"full output attached as {file.filename}") if p)
     if footer:
-        tail.append({"type": "context", "elements": [_mrkdwn(_clip(footer, CONTEXT_CHARS))]})
-    buttons = [b for b in reply.buttons if _fits(b)]
-    for start in range(0, len(buttons), BUTTONS_PER_BLOCK):
-        chunk = buttons[start : start + BUTTONS_PER_BLOCK]
-        tail.append(
-            {
-                "type": "actions",
-                "elements": [_button(b, start + i) for i, b in enumerate(chunk)],
-            }
+        body.append({"type": "context", "elements": [_mrkdwn(_clip(footer, CONTEXT_CHARS))]})
+    return Message(text=fallback_text(reply), blocks=[*body, *actions], file=file)
+
+
+def _action_blocks(buttons: tuple[Button, ...]) -> list[Block]:
+    usable = [b for b in buttons if _fits(b)]
+    if len(usable) > MAX_BUTTONS:
+        log.warning(
+            "dropped %d buttons beyond the %d a message shows",
+            len(usable) - MAX_BUTTONS,
+            MAX_BUTTONS,
         )
-    room = MAX_BLOCKS - len(tail)
-    if len(blocks) > room:
-        if file is None:
-            file = Attachment("output.txt", html.unescape(reply.text), reply.title or "Output")
-        hidden = len(blocks) - room + 1
-        blocks = [*blocks[: room - 1], _section(f"_…{hidden} more blocks in the attached file_")]
-    return Message(text=fallback_text(reply), blocks=[*blocks, *tail], file=file)
+        usable = usable[:MAX_BUTTONS]
+    return [
+        {
+            "type": "actions",
+            "elements": [
+                _button(b, start + i)
+                for i, b in enumerate(usable[start : start + BUTTONS_PER_BLOCK])
+            ],
+        }
+        for start in range(0, len(usable), BUTTONS_PER_BLOCK)
+    ]
 
 
 def fallback_text(reply: Reply) -> str:
@@ -159,15 +172,19 @@ def split_text(text: str, limit: int = SECTION_CHARS) -> list[str]:
             in_code = not in_code
     if current:
         chunks.append(current)
-    return chunks
+    return [chunk for chunk in chunks if chunk.strip()]
 
 
 def _hard_wrap(lines: list[str], width: int) -> list[str]:
     out: list[str] = []
     for line in lines:
         while len(line) > width:
-            out.append(line[:width])
-            line = line[width:]
+            cut = width
+            while cut > 0 and line[cut - 1] == "`" and line[cut] == "`":
+                cut -= 1  # never split a run of backticks (a code fence) in two
+            cut = cut or width
+            out.append(line[:cut])
+            line = line[cut:]
         out.append(line)
     return out
 

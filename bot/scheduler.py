@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.triggers.cron import CronTrigger
 
 from handlers.context import Clock
@@ -49,6 +50,19 @@ class Job:
 JobSource = Callable[[], Iterable[Job]]
 
 
+class _BackgroundScheduler(BackgroundScheduler):  # type: ignore[misc]
+    """APScheduler removes a fired date job after handing it to a worker; a shutdown in
+    between makes that removal raise in the timer thread (agronholm/apscheduler#104).
+    Once stopped, that one error is expected and ignored."""
+
+    def remove_job(self, job_id: str, jobstore: str | None = None) -> None:
+        try:
+            super().remove_job(job_id, jobstore)
+        except JobLookupError:
+            if self.state != STATE_STOPPED:
+                raise
+
+
 def cron_trigger(expression: str) -> CronTrigger:
     """Parse a five-field crontab (UTC); raises ValueError with APScheduler's reason."""
     return CronTrigger.from_crontab(expression, timezone=UTC)
@@ -59,7 +73,7 @@ class Scheduler:
 
     def __init__(self, clock: Clock, *, workers: int = 4) -> None:
         self._clock = clock
-        self._aps = BackgroundScheduler(
+        self._aps = _BackgroundScheduler(
             timezone=UTC,
             executors={"default": ThreadPoolExecutor(workers)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -120,11 +134,14 @@ class Scheduler:
             return sorted(self._jobs)
 
     def retime(self) -> None:
-        """Re-time every job against the clock (called when a manual clock moves)."""
+        """Re-time every waiting job against the clock (called when a manual clock moves).
+
+        A job that is running right now is left alone: it re-arms itself when it ends.
+        """
         with self._lock:
             now = self._clock()
-            for job_id, due in list(self._due.items()):
-                self._arm(job_id, due, now)
+            for job_id in list(self._armed):
+                self._arm(job_id, self._due[job_id], now)
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the timer thread; with ``wait``, let running jobs finish first."""
@@ -138,7 +155,9 @@ class Scheduler:
             missed = trigger.get_next_fire_time(None, job.last_run + timedelta(microseconds=1))
             if missed is not None and missed <= now:
                 return now  # a tick was missed while stopped: run once now
-        nxt: datetime | None = trigger.get_next_fire_time(None, now)
+        # Strictly after the last run: a tick at exactly ``now`` that just ran is not next.
+        start = now if job.last_run is None else max(now, job.last_run + timedelta(microseconds=1))
+        nxt: datetime | None = trigger.get_next_fire_time(None, start)
         if nxt is None:
             raise ValueError(f"job {job.id}: crontab {job.cron!r} never fires")
         return nxt.astimezone(UTC)

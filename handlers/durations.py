@@ -29,10 +29,9 @@ def parse_duration(text: str) -> timedelta:
     seconds = sum(int(n) * _UNITS[unit] for n, unit in _PART.findall(cleaned))
     if seconds == 0:
         raise DurationError(f"'{text}' is zero: a duration must be longer than that")
-    value = timedelta(seconds=seconds)
-    if value > MAX_DURATION:
+    if seconds > MAX_DURATION.total_seconds():  # checked before timedelta() can overflow
         raise DurationError(f"'{text}' is longer than the maximum of {MAX_DURATION.days}d")
-    return value
+    return timedelta(seconds=seconds)
 
 
 def format_duration(value: timedelta) -> str:

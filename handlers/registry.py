@@ -32,6 +32,7 @@ _VERB = re.compile(r"[a-z][a-z0-9-]*")
 _KEY = re.compile(r"[a-z][a-z0-9_-]*")
 _FLAG = re.compile(r"--([a-z][a-z0-9-]*)")
 _POSITIONAL = re.compile(r"@?([A-Za-z][A-Za-z0-9_-]*)(…|\.\.\.)?")
+_USAGE_WORD = re.compile(r'(?:[^\s"]+|"[^"]*")+')  # words; a quoted placeholder stays whole
 
 
 class RegistryError(ValueError):
@@ -177,7 +178,7 @@ def build_spec(
     words = path.split()
     if not 1 <= len(words) <= 2 or not all(_VERB.fullmatch(w) for w in words):
         raise RegistryError(f"command path {path!r} must be one or two lower-case words")
-    usage_words = usage.split()
+    usage_words = _USAGE_WORD.findall(usage)
     if usage_words[: len(words)] != words:
         raise RegistryError(f"usage {usage!r} must start with {path!r}")
     signature = Signature.parse(usage_words[len(words) :])

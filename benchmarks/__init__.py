@@ -1,0 +1,1 @@
+"""Speed targets, measured outside the test suite: ``python -m benchmarks``."""
