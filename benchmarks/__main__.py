@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import spine
+from benchmarks import slack, spine
 from benchmarks.table import print_table
 
-SUITES = {"spine": spine.run}
+SUITES = {"spine": spine.run, "slack": slack.run}
 
 
 def main(argv: list[str]) -> int:

@@ -9,6 +9,7 @@ on the built-in demo settings (``bot/sandbox/demo.toml``).
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import os
 import re
 import tempfile
@@ -172,10 +173,20 @@ def check_references(settings: Settings, file: str) -> list[Problem]:
             for role in roles:
                 if role not in rbac.roles:
                     add(f"rbac.{table}.{who}", _unknown("role", role, rbac.roles))
+    for index, module in enumerate(settings.server.handler_modules):
+        if not _importable(module):
+            add(f"server.handler_modules[{index}]", f"cannot import '{module}': is it installed?")
     for who in settings.sandbox.users:
         if not _USER.match(who):
             add(f"sandbox.users.{who}", "not a Slack-style user ID (U…)")
     return problems
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def missing_secrets(settings: Settings, file: str, environ: Mapping[str, str]) -> list[Problem]:

@@ -36,7 +36,8 @@ _REF_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 def new_ref() -> str:
     """A short reference (8 characters, no look-alikes) people can quote to operators."""
-    return "".join(secrets.choice(_REF_ALPHABET) for _ in range(8))
+    # One urandom read, not eight: this runs on the ack path. 256 % 32 == 0, so it is uniform.
+    return "".join(_REF_ALPHABET[byte % 32] for byte in secrets.token_bytes(8))
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ class Request:
     channel: str  # Slack channel ID
     source: str = "cli"  # "slack", "sandbox", "cli", "button", "schedule"
     ref: str = field(default_factory=new_ref)
-    idempotency_key: str | None = None  # e.g. a Slack retry's request ID or a button's action_ts
+    idempotency_key: str | None = None  # the same delivery again (a Slack retry) runs nothing
+    debounce_key: str | None = None  # the same click again within seconds runs nothing
 
 
 class Responder(Protocol):
@@ -113,6 +115,7 @@ class Pipeline:
         adapters: Adapters,
         store: Store,
         clock: Clock,
+        early_steps: Sequence[Step] = (),
         steps: Sequence[Step] = (),
         permits: Callable[[str, CommandSpec], bool] | None = None,
     ) -> None:
@@ -121,7 +124,8 @@ class Pipeline:
         self.adapters = adapters
         self.store = store
         self.clock = clock
-        self.steps: list[Step] = [parse_step(registry), *steps]
+        # early steps see the raw text (exactly-once, DLP, audit); later ones the command
+        self.steps: list[Step] = [*early_steps, parse_step(registry), *steps]
         self._permits = permits
 
     def handle(self, request: Request, responder: Responder, *, deliver: bool = True) -> Reply:
@@ -148,7 +152,7 @@ class Pipeline:
             (time.monotonic() - invocation.started) * 1000,
         )
         try:
-            if deliver:
+            if deliver and reply.status is not Status.IGNORED:
                 conversation.show(reply)
         except Exception:
             log.exception("could not deliver the reply ref=%s", request.ref)

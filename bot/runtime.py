@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from typing import Any
 from adapters import Adapters
 from bot.clock import system_clock
 from bot.config import LoadedConfig
+from bot.governance.idempotency import idempotency_step
+from bot.metrics import Metrics
 from bot.pipeline import Pipeline, Request, Responder, Step
 from bot.sandbox.emulators import EmulatorFactory, RunningEmulators, start_emulators
 from bot.scheduler import Scheduler
@@ -28,6 +31,8 @@ from handlers.settings import Settings
 
 log = logging.getLogger(__name__)
 
+WARM_UP_SECONDS = 30.0
+
 
 def adapter_factories(
     settings: Settings, environ: Mapping[str, str]
@@ -36,8 +41,16 @@ def adapter_factories(
     return {}
 
 
+def early_steps(runtime: Runtime) -> list[Step]:
+    """Steps before parsing, on the raw request, in order (DESIGN.md §4)."""
+    return [
+        runtime.metrics.step,
+        idempotency_step(runtime.store, runtime.clock),
+    ]
+
+
 def governance_steps(runtime: Runtime) -> list[Step]:
-    """The governance steps every command passes, in order (DESIGN.md §4)."""
+    """Steps after parsing, on the command, in order (DESIGN.md §4)."""
     return []
 
 
@@ -55,6 +68,7 @@ class Runtime:
     executor: ThreadPoolExecutor
     pipeline: Pipeline = field(init=False)
     emulators: RunningEmulators | None = None
+    metrics: Metrics = field(default_factory=Metrics)
 
     @classmethod
     def build(
@@ -83,7 +97,9 @@ class Runtime:
         runtime = cls(
             config=config,
             settings=settings,
-            registry=registry if registry is not None else Registry.discover(),
+            registry=registry
+            if registry is not None
+            else Registry.discover(extra=settings.server.handler_modules),
             store=store,
             clock=clock,
             adapters=Adapters(adapter_factories(settings, env)),
@@ -97,14 +113,31 @@ class Runtime:
             adapters=runtime.adapters,
             store=store,
             clock=clock,
+            early_steps=early_steps(runtime),
             steps=governance_steps(runtime),
         )
         return runtime
 
     def start(self) -> None:
-        """Start timed work: rebuild scheduled jobs from the store, run overdue ones."""
+        """Start the workers and timed work: rebuild scheduled jobs from the store, run
+        overdue ones."""
+        self._start_workers()
         count = self.scheduler.start()
         log.info("scheduler started with %d jobs", count)
+
+    def _start_workers(self) -> None:
+        """Start every worker thread now, each with its store connection open, so the
+        first burst of commands does not pay for thread and connection start-up."""
+        workers = self.settings.server.workers
+        everyone = threading.Barrier(workers + 1)
+
+        def warm() -> None:
+            _ = self.store.db
+            everyone.wait(WARM_UP_SECONDS)
+
+        for _ in range(workers):
+            self.executor.submit(warm)
+        everyone.wait(WARM_UP_SECONDS)
 
     def handle(self, request: Request, responder: Responder) -> Reply:
         """Run ``request`` through the pipeline on the calling thread."""
@@ -120,6 +153,23 @@ class Runtime:
         except BaseException:
             log.exception("request ref=%s failed outside the pipeline", request.ref)
             raise
+
+    def drain(self, timeout: float) -> bool:
+        """Let accepted commands finish for up to ``timeout`` seconds; drop (and log) the
+        ones still queued after that. True when everything finished."""
+        finished = threading.Event()
+
+        def wait_for_workers() -> None:
+            self.executor.shutdown(wait=True)
+            finished.set()
+
+        threading.Thread(target=wait_for_workers, name="opsbot-drain", daemon=True).start()
+        if finished.wait(timeout):
+            return True
+        queued = self.executor._work_queue.qsize()  # for the log line only
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        log.error("drain timed out after %.0fs: dropped %d queued command(s)", timeout, queued)
+        return finished.wait(5)
 
     def close(self, *, wait: bool = True) -> None:
         """Drain in-flight work (``wait``), then stop timers, adapters, emulators and store."""

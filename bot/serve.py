@@ -12,20 +12,27 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import FrameType
 
 from bot.cli import EXIT_FAILED, EXIT_OK, load_config
 from bot.config import LoadedConfig
+from bot.http_api import SlackFrontEnd
 from bot.httpserver import HttpServer
+from bot.metrics import Metrics
 from bot.runtime import Runtime
 from bot.sandbox.emulators import SANDBOX_EMULATORS
 from bot.sandbox.server import SandboxApp
+from bot.sender import Sender
+from bot.slack import Outbox, web_client
+from bot.slack_connect import Stop, connect
+from bot.socket_mode import TimedSocketModeHandler
 from bot.store import StoreError
 
 log = logging.getLogger(__name__)
 
 SANDBOX_THREADS = 32  # each open page holds one for its event stream
+HTTP_THREADS = 32  # acks are quick; this covers bursts of Slack requests and scrapes
 
 
 def resolve_mode(explicit: str | None, environ: Mapping[str, str]) -> str:
@@ -45,16 +52,11 @@ def serve(args: argparse.Namespace) -> int:
     if loaded is None:
         return EXIT_FAILED
     mode = resolve_mode(args.mode, os.environ)
-    if mode != "sandbox":
-        print(
-            f"opsbot serve: {mode} mode is not available in this build yet; "
-            "run `opsbot serve --mode sandbox` for the local page",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
-    if loaded.demo:
-        log.info("no config file found: running on the built-in demo settings")
-    return _serve_sandbox(args, loaded)
+    if mode == "sandbox":
+        if loaded.demo:
+            log.info("no config file found: running on the built-in demo settings")
+        return _serve_sandbox(args, loaded)
+    return _serve_slack(args, loaded, mode)
 
 
 def _serve_sandbox(args: argparse.Namespace, loaded: LoadedConfig) -> int:
@@ -85,16 +87,107 @@ def _serve_sandbox(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     log.info("stopping: draining in-flight work")
     app.chat.close()
     server.stop()
-    runtime.close(wait=True)
+    runtime.drain(runtime.settings.server.drain_timeout.total_seconds())
+    runtime.close()
     return EXIT_OK
 
 
-def _wait_for_stop_signal() -> None:
-    stop = threading.Event()
+def _wait_for_stop_signal(stop: Stop | None = None) -> int:
+    stop = stop or Stop()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        stop.request(0)
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     stop.wait()
+    return stop.code
+
+
+def _serve_slack(args: argparse.Namespace, loaded: LoadedConfig, mode: str) -> int:
+    """Socket Mode or HTTP mode: Slack in, the same pipeline behind."""
+    wanted = ["SLACK_BOT_TOKEN", "SLACK_APP_TOKEN" if mode == "socket" else "SLACK_SIGNING_SECRET"]
+    missing = [name for name in wanted if not os.environ.get(name)]
+    if missing:
+        print(
+            f"opsbot: {mode} mode needs {' and '.join(missing)} in the environment", file=sys.stderr
+        )
+        return EXIT_FAILED
+    try:
+        runtime = Runtime.build(loaded)
+    except StoreError as error:
+        print(f"opsbot: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    metrics = runtime.metrics
+    client = web_client(os.environ["SLACK_BOT_TOKEN"])
+    outbox = Outbox(client, Sender(on_error=_count_errors(metrics)))
+    signing_secret = os.environ.get("SLACK_SIGNING_SECRET") if mode == "http" else None
+    socket: TimedSocketModeHandler | None = None
+
+    def socket_connected() -> bool:
+        return socket is not None and socket.client.is_connected()
+
+    front = SlackFrontEnd(
+        metrics,
+        signing_secret=signing_secret,
+        socket_connected=socket_connected if mode == "socket" else None,
+    )
+    server = HttpServer(
+        front, host=args.host, port=args.port, threads=HTTP_THREADS, name=f"opsbot-{mode}"
+    )
+    try:
+        server.start()
+    except OSError as error:
+        runtime.close()
+        outbox.close()
+        print(
+            f"opsbot: cannot listen on {args.host}:{args.port}: {error.strerror or error}; "
+            "pass --port to use another port",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    print(f"opsbot {mode} mode listening at {server.url}", flush=True)
+    stop = Stop()
+
+    def start_slack() -> None:
+        nonlocal socket
+        app = connect(
+            runtime,
+            client,
+            outbox,
+            signing_secret=signing_secret,
+            stop=stop,
+            on_ready=front.set_app if mode == "http" else (lambda app: None),
+            on_waiting=front.set_not_ready,
+        )
+        if app is None or mode != "socket":
+            return
+        handler = TimedSocketModeHandler(
+            app, os.environ["SLACK_APP_TOKEN"], web_client=client, metrics=metrics
+        )
+        try:
+            handler.open()
+        except Exception as error:  # retried by the handler's own reconnect loop
+            log.warning("Socket Mode connection failed (%s); it will be retried", error)
+        socket = handler
+        front.set_app(app)
+
+    runtime.start()  # workers warm before /readyz can say ready
+    threading.Thread(target=start_slack, name="opsbot-slack-connect", daemon=True).start()
+    code = _wait_for_stop_signal(stop)
+    log.info("stopping: no new requests; draining in-flight work")
+    if socket is not None:
+        socket.shut()
+    server.stop()
+    runtime.drain(runtime.settings.server.drain_timeout.total_seconds())
+    if not outbox.close():
+        log.error("some messages could not be sent before shutdown")
+    runtime.close()
+    return code
+
+
+def _count_errors(metrics: Metrics) -> Callable[[str, str], None]:
+    def count(method: str, error: str) -> None:
+        metrics.slack_api_errors.labels(method=method, error=error).inc()
+
+    return count

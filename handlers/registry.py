@@ -258,12 +258,14 @@ class Registry:
         return len(self._specs)
 
     @classmethod
-    def discover(cls, package: str = "handlers") -> Registry:
-        """A new registry holding every ``@command`` in the modules of ``package``."""
+    def discover(cls, package: str = "handlers", extra: Iterable[str] = ()) -> Registry:
+        """A new registry holding every ``@command`` in the modules of ``package``, and in
+        the ``extra`` modules (``[server].handler_modules``)."""
         root = importlib.import_module(package)
         modules: list[ModuleType] = [root]
         for info in pkgutil.iter_modules(root.__path__, prefix=f"{package}."):
             modules.append(importlib.import_module(info.name))
+        modules.extend(importlib.import_module(name) for name in extra)
         registry = cls()
         for module in modules:
             for value in vars(module).values():

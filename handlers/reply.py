@@ -21,6 +21,7 @@ class Status(enum.Enum):
     REFUSED = "refused"  # governance said no; nothing ran
     FAILED = "failed"  # it ran and did not succeed
     PENDING = "pending"  # waiting for something, e.g. an approval
+    IGNORED = "ignored"  # a repeated delivery of work already accepted; nothing is shown
 
 
 @dataclass(frozen=True)

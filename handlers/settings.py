@@ -65,6 +65,12 @@ class ServerSettings(Section):
     workers: int = Field(16, ge=1, le=256)
     """Threads that run commands after the ack. Each slow command (a sync being watched)
     holds one; raise it if many people deploy at once. Bolt's default of 5 is too small."""
+    drain_timeout: Duration = timedelta(seconds=25)
+    """On SIGTERM, how long accepted commands may take to finish before they are dropped
+    (and logged). Keep it under the pod's terminationGracePeriodSeconds (default 30 s)."""
+    handler_modules: list[str] = []
+    """Extra importable modules whose ``@command`` handlers are registered beside the
+    built-in ones: your team's own commands. They pass the same governance."""
 
 
 class EnvironmentSettings(Section):

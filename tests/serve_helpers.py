@@ -1,80 +1,111 @@
-"""Start ``opsbot serve`` as a real subprocess and wait for it to say it is ready."""
+"""Start ``opsbot serve`` as a real subprocess and follow what it prints."""
 
 from __future__ import annotations
 
 import os
-import queue
 import re
 import signal
 import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
-from tests.conftest import OPSBOT
+from tests.conftest import OPSBOT, ROOT
 
-READY = re.compile(r"ready at (http://\S+)")
+LISTENING = re.compile(r" at (http://\S+)")
 
 
-@dataclass
 class Served:
-    process: subprocess.Popen[str]
-    url: str
-    stderr: list[str]
+    """A running ``opsbot serve``: its URL, and everything it printed so far."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.url = ""
+        self._lines: list[str] = []
+        self._changed = threading.Condition()
+        self._pumps = [
+            threading.Thread(target=self._pump, args=(stream,), daemon=True)
+            for stream in (process.stdout, process.stderr)
+        ]
+        for pump in self._pumps:
+            pump.start()
+
+    def _pump(self, stream: IO[str] | None) -> None:
+        assert stream is not None
+        for line in stream:
+            with self._changed:
+                self._lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    @property
+    def output(self) -> str:
+        with self._changed:
+            return "".join(self._lines)
+
+    @property
+    def stderr(self) -> list[str]:
+        """Every line printed so far (stdout and stderr together)."""
+        with self._changed:
+            return list(self._lines)
+
+    def wait_for_output(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        """Block until a printed line matches ``pattern``; fail if the process ends first."""
+        regex = re.compile(pattern)
+        found: list[re.Match[str]] = []
+
+        def seen() -> bool:
+            for line in self._lines:
+                if match := regex.search(line):
+                    found.append(match)
+                    return True
+            return self.process.poll() is not None
+
+        with self._changed:
+            self._changed.wait_for(seen, timeout)
+        if not found:
+            raise AssertionError(f"opsbot never printed {pattern!r}; it printed:\n{self.output}")
+        return found[0]
 
     def stop(self, timeout: float = 30) -> int:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout)
 
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(30)
+        for pump in self._pumps:
+            pump.join(10)
+        for pipe in (self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def opsbot_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for an opsbot subprocess: no inherited Slack or opsbot settings,
+    and the project root importable (for ``tests.e2e_handlers``)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_"))}
+    return {**base, "PYTHONPATH": str(ROOT), **(extra or {})}
+
 
 @contextmanager
 def serving(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Iterator[Served]:
     """Run ``opsbot serve ARGS`` until the block ends; yields once it printed its URL."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPSBOT_"))}
     process = subprocess.Popen(
         [str(OPSBOT), "serve", *args],
         cwd=cwd,
-        env={**base, **(env or {})},
+        env=opsbot_env(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    lines: queue.Queue[str | None] = queue.Queue()
-    stderr: list[str] = []
-
-    def pump_stdout() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    def pump_stderr() -> None:
-        assert process.stderr is not None
-        stderr.extend(process.stderr)
-
-    output = threading.Thread(target=pump_stdout, daemon=True)
-    errors = threading.Thread(target=pump_stderr, daemon=True)
-    output.start()
-    errors.start()
+    served = Served(process)
     try:
-        url = None
-        while url is None:
-            line = lines.get(timeout=60)
-            if line is None:
-                process.wait(30)
-                errors.join(10)
-                raise RuntimeError(f"opsbot serve exited {process.returncode}: {''.join(stderr)}")
-            if match := READY.search(line):
-                url = match.group(1)
-        yield Served(process, url, stderr)
+        served.url = served.wait_for_output(LISTENING.pattern, timeout=60).group(1)
+        yield served
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(30)
-        output.join(10)
-        errors.join(10)
-        for pipe in (process.stdout, process.stderr):
-            if pipe is not None:
-                pipe.close()
+        served.close()
