@@ -42,6 +42,11 @@ CONFIG = """
 [server]
 workers = 16
 handler_modules = ["tests.e2e_handlers"]
+
+[rbac.roles.everything]
+allow = ["*:*"]
+[rbac.users]
+"*" = ["everything"]
 """
 
 

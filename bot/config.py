@@ -96,7 +96,23 @@ def load(path: Path) -> LoadedConfig:
     except UnicodeDecodeError:
         raise ConfigError([Problem(str(path), "", "not UTF-8 text")]) from None
     settings = parse(text, str(path))
+    problems = check_permissions(settings, str(path))
+    if problems:
+        raise ConfigError(problems)
     return LoadedConfig(settings, path, path.resolve().parent)
+
+
+def check_permissions(settings: Settings, file: str) -> list[Problem]:
+    """Grants naming a command or environment that does not exist (needs the registry)."""
+    from bot.governance.commands import GOVERNANCE_VERBS
+    from bot.governance.rbac import unknown_references
+    from handlers.registry import Registry
+
+    registry = Registry.discover(extra=settings.server.handler_modules)
+    return [
+        Problem(file, key, message)
+        for key, message in unknown_references(settings, registry, GOVERNANCE_VERBS)
+    ]
 
 
 def demo() -> LoadedConfig:

@@ -14,9 +14,9 @@ def usage(message: str, usage_line: str | None) -> str:
     return text
 
 
-def problem(message: str) -> str:
+def problem(message: str, *, markup: bool = False) -> str:
     """A command that could not be carried out, for a reason the person can act on."""
-    return f":x: {escape(message)}"
+    return f":x: {message if markup else escape(message)}"
 
 
 def backend_problem(system: str, message: str, ref: str) -> str:

@@ -51,6 +51,7 @@ class Request:
     ref: str = field(default_factory=new_ref)
     idempotency_key: str | None = None  # the same delivery again (a Slack retry) runs nothing
     debounce_key: str | None = None  # the same click again within seconds runs nothing
+    approval_id: str | None = None  # set when an approved request is finally run
 
 
 class Responder(Protocol):
@@ -98,6 +99,16 @@ class Invocation:
     command: Command | None = None
     spec: CommandSpec | None = None
     started: float = field(default_factory=time.monotonic)
+    redacted_text: str | None = None  # the text as it may be stored, logged or echoed
+    decision: str = "allowed"  # what governance decided, for the audit trail
+    detail: str = ""  # why, for the audit trail
+
+    @property
+    def environment(self) -> str | None:
+        """The environment the command names (through its spec's ``env_arg``), if any."""
+        if self.spec is None or self.command is None or self.spec.env_arg is None:
+            return None
+        return self.command.value(self.spec.env_arg)
 
 
 Next = Callable[[Invocation], Reply]
@@ -202,6 +213,7 @@ def parse_step(registry: Registry) -> Step:
         try:
             command = commands.parse(invocation.request.text, registry)
         except UsageError as error:
+            invocation.decision = "usage error"
             return usage_reply(error)
         invocation.command = command
         invocation.spec = registry.find(command.verb, command.subverb)
@@ -224,7 +236,8 @@ def failure_reply(error: Exception, ref: str) -> Reply:
     if isinstance(error, UsageError):
         return usage_reply(error)
     if isinstance(error, CommandError):
-        return Reply(text=messages.problem(error.message), status=error.status)
+        text = messages.problem(error.message, markup=error.markup)
+        return Reply(text=text, status=error.status, ephemeral=error.status is Status.REFUSED)
     if isinstance(error, AdapterError):
         log.warning("adapter error ref=%s system=%s: %s", ref, error.system, error.message)
         return Reply(

@@ -16,9 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters import Adapters
+from bot.channels import Channels, LogChannels
 from bot.clock import system_clock
 from bot.config import LoadedConfig
+from bot.governance.approvals import Approvals
+from bot.governance.audit import AuditTrail, audit_step
+from bot.governance.commands import governance_commands
+from bot.governance.dlp import dlp_step
 from bot.governance.idempotency import idempotency_step
+from bot.governance.locks import Locks, lock_step
+from bot.governance.rbac import GroupDirectory, Rbac, permits, rbac_step
+from bot.identity import StaticGroups
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline, Request, Responder, Step
 from bot.sandbox.emulators import EmulatorFactory, RunningEmulators, start_emulators
@@ -42,16 +50,23 @@ def adapter_factories(
 
 
 def early_steps(runtime: Runtime) -> list[Step]:
-    """Steps before parsing, on the raw request, in order (DESIGN.md §4)."""
+    """Steps before parsing, on the raw request, in order (DESIGN.md §4): count it, drop
+    repeats, audit whatever follows, redact and refuse secrets."""
     return [
         runtime.metrics.step,
         idempotency_step(runtime.store, runtime.clock),
+        audit_step(runtime.audit, runtime.clock),
+        dlp_step(),
     ]
 
 
 def governance_steps(runtime: Runtime) -> list[Step]:
-    """Steps after parsing, on the command, in order (DESIGN.md §4)."""
-    return []
+    """Steps after parsing, on the command, in order: permission, approval, locks."""
+    return [
+        rbac_step(runtime.rbac, runtime.settings),
+        runtime.approvals.step(),
+        lock_step(runtime.locks),
+    ]
 
 
 @dataclass
@@ -66,9 +81,15 @@ class Runtime:
     adapters: Adapters
     scheduler: Scheduler
     executor: ThreadPoolExecutor
+    groups: GroupDirectory
     pipeline: Pipeline = field(init=False)
     emulators: RunningEmulators | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    channels: Channels = field(default_factory=LogChannels)
+    rbac: Rbac = field(init=False)
+    audit: AuditTrail = field(init=False)
+    locks: Locks = field(init=False)
+    approvals: Approvals = field(init=False)
 
     @classmethod
     def build(
@@ -79,6 +100,7 @@ class Runtime:
         clock: Clock = system_clock,
         environ: Mapping[str, str] | None = None,
         emulators: Sequence[EmulatorFactory] | None = None,
+        groups: GroupDirectory | None = None,
     ) -> Runtime:
         """Open the store and wire everything; with ``emulators``, start those first."""
         settings = config.settings
@@ -106,7 +128,15 @@ class Runtime:
             scheduler=Scheduler(clock),
             executor=ThreadPoolExecutor(settings.server.workers, thread_name_prefix="opsbot-work"),
             emulators=running,
+            groups=groups or StaticGroups(settings.sandbox.groups),
         )
+        runtime.rbac = Rbac(settings.rbac, runtime.groups)
+        runtime.audit = AuditTrail(store)
+        runtime.locks = Locks(store, clock, settings.server.lock_lease)
+        runtime.approvals = Approvals(runtime)
+        for spec in governance_commands(runtime):
+            runtime.registry.add(spec)
+        runtime.scheduler.add_source(runtime.approvals.jobs)
         runtime.pipeline = Pipeline(
             registry=runtime.registry,
             settings=settings,
@@ -115,6 +145,7 @@ class Runtime:
             clock=clock,
             early_steps=early_steps(runtime),
             steps=governance_steps(runtime),
+            permits=permits(runtime.rbac, settings),
         )
         return runtime
 
@@ -122,6 +153,11 @@ class Runtime:
         """Start the workers and timed work: rebuild scheduled jobs from the store, run
         overdue ones."""
         self._start_workers()
+        failed = self.approvals.recover()
+        if failed:
+            log.warning(
+                "%d approved request(s) were running at the last stop: marked failed", failed
+            )
         count = self.scheduler.start()
         log.info("scheduler started with %d jobs", count)
 

@@ -37,7 +37,7 @@ class Job:
     """One piece of timed work: a one-off deadline (``at``) or a crontab (``cron``)."""
 
     id: str
-    run: Callable[[], None]
+    run: Callable[[], object]
     at: datetime | None = None
     cron: str | None = None  # five-field crontab in UTC, e.g. "0 3 * * 1"
     last_run: datetime | None = None  # recurring jobs: when it last ran, for catch-up

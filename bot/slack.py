@@ -132,7 +132,13 @@ class Outbox:
         return self.sender.submit(channel, "chat.update", call, coalesce=f"update:{id(posted)}")
 
     def ephemeral(
-        self, channel: str, user: str, message: Message, *, response_url: str | None = None
+        self,
+        channel: str,
+        user: str,
+        message: Message,
+        *,
+        response_url: str | None = None,
+        thread_ts: str | None = None,
     ) -> Future[None]:
         """A message only ``user`` sees: through ``response_url`` when there is one
         (works in any channel), else ``chat.postEphemeral``."""
@@ -143,7 +149,11 @@ class Outbox:
                 return
             try:
                 self.client.chat_postEphemeral(
-                    channel=channel, user=user, text=message.text, blocks=message.blocks
+                    channel=channel,
+                    user=user,
+                    text=message.text,
+                    blocks=message.blocks,
+                    thread_ts=thread_ts,
                 )
             except Exception as error:
                 raise delivery_error("chat.postEphemeral", error) from None
@@ -246,3 +256,28 @@ class SlackResponder:
             self._uploaded[handle] = message.file.content
             posted = self._posted[handle]
         self._outbox.upload(self._channel, message.file, posted)
+
+
+class SlackChannels:
+    """:class:`~bot.channels.Channels` over the outbox: posts wait for their ``ts`` (they
+    run on workers or timers, never on the ack path) so that it can be stored."""
+
+    POST_TIMEOUT_SECONDS = 120.0
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+
+    def post(self, channel: str, reply: Reply) -> str | None:
+        """``chat.postMessage``; the message ``ts``, or None if it could not be posted."""
+        try:
+            ts = self._outbox.post(channel, to_blocks(reply)).result(self.POST_TIMEOUT_SECONDS)
+        except Exception as error:
+            log.error("could not post to %s: %s", channel, error)
+            return None
+        return ts if ts != VIA_RESPONSE_URL else None
+
+    def update(self, channel: str, message_id: str, reply: Reply) -> None:
+        """``chat.update`` of a message posted earlier (possibly by an earlier process)."""
+        posted: Future[str] = Future()
+        posted.set_result(message_id)
+        self._outbox.update(channel, posted, to_blocks(reply))

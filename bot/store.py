@@ -51,6 +51,50 @@ def _m0001_idempotency(db: Database) -> None:
     )
 
 
+@migration("0002_audit")
+def _m0002_audit(db: Database) -> None:
+    """The chained audit trail (bot/governance/audit.py) and its head."""
+    db.execute(
+        "CREATE TABLE audit ("
+        " id INTEGER PRIMARY KEY, ts TEXT NOT NULL, actor TEXT NOT NULL, channel TEXT NOT NULL,"
+        " command TEXT NOT NULL, decision TEXT NOT NULL, outcome TEXT NOT NULL,"
+        " ref TEXT NOT NULL, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX audit_ts ON audit (ts)")
+    db.execute("CREATE INDEX audit_actor ON audit (actor)")
+    db.execute(
+        "CREATE TABLE audit_head (one INTEGER PRIMARY KEY CHECK (one = 1),"
+        " count INTEGER NOT NULL, hash TEXT NOT NULL)"
+    )
+    db.execute("INSERT INTO audit_head (one, count, hash) VALUES (1, 0, ?)", ["0" * 64])
+
+
+@migration("0003_approvals_and_locks")
+def _m0003_approvals_and_locks(db: Database) -> None:
+    """Pending approvals with their votes (bot/governance/approvals.py), and target locks."""
+    db.execute(
+        "CREATE TABLE approvals ("
+        " id TEXT PRIMARY KEY, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,"
+        " requester TEXT NOT NULL, channel TEXT NOT NULL, command TEXT NOT NULL,"
+        " command_redacted TEXT NOT NULL, permission TEXT NOT NULL, environment TEXT NOT NULL,"
+        " needed INTEGER NOT NULL, fingerprint TEXT NOT NULL, preview TEXT NOT NULL,"
+        " state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',"
+        " card_channel TEXT, card_ts TEXT, decided_at TEXT, ref TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX approvals_state ON approvals (state, expires_at)")
+    db.execute(
+        "CREATE TABLE approval_votes ("
+        " approval_id TEXT NOT NULL REFERENCES approvals (id), approver TEXT NOT NULL,"
+        " decision TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (approval_id, approver))"
+    )
+    db.execute(
+        "CREATE TABLE locks ("
+        " target TEXT PRIMARY KEY, holder TEXT NOT NULL, ref TEXT NOT NULL,"
+        " command TEXT NOT NULL, acquired_at TEXT NOT NULL, expires_at TEXT NOT NULL,"
+        " boot TEXT NOT NULL)"
+    )
+
+
 def known_migrations() -> list[str]:
     """Names of every migration this opsbot knows, in order."""
     return list(_MIGRATION_NAMES)

@@ -1,7 +1,8 @@
 """The errors a handler raises to tell the person something, not to crash.
 
 Messages are plain text (the pipeline escapes them before Slack sees them), written to
-say what is wrong and what to do.
+say what is wrong and what to do; pass ``markup=True`` for a message that is already
+Slack mrkdwn (mentions, code), with every value from outside escaped by the caller.
 
 Anything else a handler raises is a bug: the person sees "Something went wrong (ref …)"
 and the traceback goes to the log under that reference. Adapters have their own
@@ -18,9 +19,10 @@ class CommandError(Exception):
 
     status = Status.FAILED
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, markup: bool = False) -> None:
         super().__init__(message)
         self.message = message
+        self.markup = markup
 
 
 class UsageError(CommandError):

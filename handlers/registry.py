@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+import string
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -22,9 +23,10 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from handlers.context import Command, Context
-    from handlers.reply import Reply
+    from handlers.reply import Preview, Reply
 
     Handler = Callable[[Command, Context], Reply]
+    PreviewFn = Callable[[Command, Context], Preview]
 
 SPEC_ATTRIBUTE = "__opsbot_command__"
 
@@ -125,6 +127,8 @@ class CommandSpec:
     handler: Handler
     signature: Signature
     examples: tuple[str, ...] = ()
+    preview: PreviewFn | None = None  # what an approval card shows, and its fingerprint
+    locks: tuple[str, ...] = ()  # targets it changes, e.g. "app:{app}@{env}" (locked while it runs)
 
     @property
     def path(self) -> str:
@@ -136,6 +140,11 @@ class CommandSpec:
         """``deploy`` or ``env.create``: the name RBAC patterns use for this command."""
         return f"{self.verb}.{self.subverb}" if self.subverb else self.verb
 
+    def lock_targets(self, command: Command) -> list[str]:
+        """The targets ``command`` changes, from the ``locks`` patterns."""
+        values = {name: command.value(name) or "" for name in self.signature.names}
+        return [pattern.format(**values) for pattern in self.locks]
+
 
 def command(
     path: str,
@@ -145,6 +154,8 @@ def command(
     mutating: bool = False,
     env_arg: str | None = None,
     examples: Iterable[str] = (),
+    preview: PreviewFn | None = None,
+    locks: Iterable[str] = (),
 ) -> Callable[[Handler], Handler]:
     """Declare a handler: ``@command("deploy", usage="deploy APP ENV", summary=…)``."""
 
@@ -157,6 +168,8 @@ def command(
             env_arg=env_arg,
             examples=examples,
             handler=handler,
+            preview=preview,
+            locks=locks,
         )
         setattr(handler, SPEC_ATTRIBUTE, spec)
         return handler
@@ -173,6 +186,8 @@ def build_spec(
     mutating: bool = False,
     env_arg: str | None = None,
     examples: Iterable[str] = (),
+    preview: PreviewFn | None = None,
+    locks: Iterable[str] = (),
 ) -> CommandSpec:
     """Check a declaration and turn it into a :class:`CommandSpec`."""
     words = path.split()
@@ -186,6 +201,11 @@ def build_spec(
         raise RegistryError(f"{path}: env_arg {env_arg!r} is not a parameter of {usage!r}")
     if not summary.strip():
         raise RegistryError(f"{path}: a summary is required (help shows it)")
+    for pattern in locks:
+        fields = {f for _, f, _, _ in string.Formatter().parse(pattern) if f}
+        if not fields <= set(signature.names):
+            unknown = ", ".join(sorted(fields - set(signature.names)))
+            raise RegistryError(f"{path}: lock {pattern!r} names unknown parameters: {unknown}")
     return CommandSpec(
         verb=words[0],
         subverb=words[1] if len(words) == 2 else None,
@@ -196,6 +216,8 @@ def build_spec(
         handler=handler,
         signature=signature,
         examples=tuple(examples),
+        preview=preview,
+        locks=tuple(locks),
     )
 
 
@@ -223,12 +245,20 @@ class Registry:
         summary: str,
         mutating: bool = False,
         env_arg: str | None = None,
+        preview: PreviewFn | None = None,
+        locks: Iterable[str] = (),
     ) -> Callable[[Handler], Handler]:
         """Declare a handler straight into this registry (tests use it)."""
 
         def declare(handler: Handler) -> Handler:
             handler = command(
-                path, usage=usage, summary=summary, mutating=mutating, env_arg=env_arg
+                path,
+                usage=usage,
+                summary=summary,
+                mutating=mutating,
+                env_arg=env_arg,
+                preview=preview,
+                locks=locks,
             )(handler)
             self.add(getattr(handler, SPEC_ATTRIBUTE))
             return handler

@@ -74,6 +74,20 @@ class Reply:
         return self.status in (Status.OK, Status.PENDING)
 
 
+@dataclass(frozen=True)
+class Preview:
+    """What exactly a mutating command will do, shown on its approval card.
+
+    ``fingerprint`` identifies the change itself (say, the resolved Git revision and the
+    target): an approval is bound to it, and if it differs when the approved command is
+    about to run, the approval is void.
+    """
+
+    text: str
+    fields: tuple[Field, ...] = ()
+    fingerprint: str = ""
+
+
 def escape(text: str) -> str:
     """Escape ``&``, ``<`` and ``>`` so Slack shows the text instead of parsing it."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

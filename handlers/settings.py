@@ -68,6 +68,9 @@ class ServerSettings(Section):
     drain_timeout: Duration = timedelta(seconds=25)
     """On SIGTERM, how long accepted commands may take to finish before they are dropped
     (and logged). Keep it under the pod's terminationGracePeriodSeconds (default 30 s)."""
+    lock_lease: Duration = timedelta(hours=1)
+    """How long a command may hold a lock on its target; a lock whose holder died is
+    released when the process is gone or, on another host, after this long."""
     handler_modules: list[str] = []
     """Extra importable modules whose ``@command`` handlers are registered beside the
     built-in ones: your team's own commands. They pass the same governance."""
@@ -191,6 +194,8 @@ class RbacSettings(Section):
     """Slack user ID (or ``*`` for everyone) → role names."""
     groups: dict[str, list[str]] = {}
     """Slack user group ID → role names."""
+    admins: list[str] = []
+    """Slack user IDs of the people who maintain opsbot's roles; refusals name them."""
 
 
 class SandboxSettings(Section):
@@ -200,6 +205,8 @@ class SandboxSettings(Section):
     """Slack-style user ID → display name, offered in the page's "act as" picker."""
     channel: ChannelId = "C0SANDBOX"
     """The channel ID the page pretends to be."""
+    groups: dict[str, list[str]] = {}
+    """Slack-style user group ID → member user IDs, standing in for Slack's user groups."""
 
 
 class Settings(Section):

@@ -19,7 +19,7 @@ from bot.runtime import Runtime
 from bot.store import Store
 from handlers.registry import Registry
 from handlers.reply import Reply
-from handlers.settings import Settings
+from handlers.settings import RbacSettings, RoleSettings, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -39,10 +39,16 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
+ALLOW_ALL = RbacSettings(
+    roles={"everything": RoleSettings(allow=["*:*"])}, users={"*": ["everything"]}
+)
+
+
 @pytest.fixture
 def settings() -> Settings:
-    """The built-in demo settings."""
-    return config.demo().settings
+    """The built-in demo settings, with everyone allowed everything (tests of RBAC itself
+    build their own roles)."""
+    return config.demo().settings.model_copy(update={"rbac": ALLOW_ALL})
 
 
 @pytest.fixture

@@ -25,6 +25,11 @@ handler_modules = ["tests.e2e_handlers"]
 cluster = "staging"
 [clusters.staging]
 context = "staging"
+
+[rbac.roles.everything]
+allow = ["*:*"]
+[rbac.users]
+"*" = ["everything"]
 """
 
 

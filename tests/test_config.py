@@ -29,10 +29,10 @@ context = "staging"
 [clusters.prod]
 in_cluster = true
 
-[rbac.roles.deployer]
-allow = ["deploy:*", "env.create:staging"]
+[rbac.roles.operator]
+allow = ["locks:*", "audit:*", "approve:prod"]
 [rbac.users]
-U0ALICE = ["deployer"]
+U0ALICE = ["operator"]
 """
 
 
@@ -241,3 +241,29 @@ def test_serve_refuses_a_bad_config_with_the_same_messages(tmp_path: Path) -> No
     assert f"{path}: slack.comand: unknown key; did you mean 'command'?" in result.stderr
     assert "ready" not in result.stdout
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("grant", "message"),
+    [
+        ("deploi:*", "no command 'deploi'"),
+        ("audit:prd", "no environment matches 'prd'"),
+        ("approve:qa-*", "no environment matches 'qa-*'"),
+    ],
+)
+def test_a_grant_naming_an_unknown_verb_or_environment_is_a_config_error(
+    tmp_path: Path, grant: str, message: str
+) -> None:
+    path = tmp_path / "opsbot.toml"
+    path.write_text(VALID.replace('"approve:prod"]', f'"approve:prod", "{grant}"]'))
+    problems = config.check(path, environ={})
+    assert [(p.key, p.severity) for p in problems] == [
+        ("rbac.roles.operator.allow[3]", "error")
+    ]
+    assert message in problems[0].message
+
+
+def test_wildcard_grants_that_match_something_are_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "opsbot.toml"
+    path.write_text(VALID.replace('"approve:prod"]', '"approve:pro*", "*:*", "a*:staging"]'))
+    assert config.check(path, environ={}) == []

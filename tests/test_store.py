@@ -17,6 +17,7 @@ from sqlite_utils import Database
 from bot.store import Store, StoreError, known_migrations
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+LATEST = int(known_migrations()[-1][:4])
 TTL = timedelta(minutes=10)
 WAIT = 10.0
 
@@ -83,7 +84,7 @@ def test_open_applies_the_first_migration(tmp_path: Path, open_store: OpenStore)
     )
     assert [name for (name,) in applied] == known_migrations()
     assert "0001_idempotency" in known_migrations()
-    assert store.schema_version == 1
+    assert store.schema_version == LATEST
 
 
 def test_reopening_applies_nothing_twice_and_keeps_data(tmp_path: Path) -> None:
@@ -96,7 +97,7 @@ def test_reopening_applies_nothing_twice_and_keeps_data(tmp_path: Path) -> None:
     reopened = Store.open(path)
     try:
         assert raw_query(path, "SELECT * FROM _sqlite_migrations ORDER BY id") == migrations_before
-        assert reopened.schema_version == 1
+        assert reopened.schema_version == LATEST
         assert keys(reopened.db) == ["kept"]
         assert reopened.claim("kept", NOW, TTL) is False
     finally:
@@ -130,7 +131,7 @@ def test_migrations_of_another_set_are_not_a_newer_opsbot(
         ("some-plugin", "0999_future", "2030-01-01 00:00:00+00:00"),
     )
 
-    assert open_store(path).schema_version == 1
+    assert open_store(path).schema_version == LATEST
 
 
 def test_a_file_of_random_bytes_is_not_an_opsbot_database(tmp_path: Path) -> None:
@@ -277,3 +278,24 @@ def test_a_second_store_reads_beside_an_open_writer(tmp_path: Path, open_store: 
         assert keys(reader.db) == ["committed"]
 
     assert keys(reader.db) == ["committed", "pending"]
+
+
+def test_an_older_database_is_migrated_forward_keeping_its_data(
+    tmp_path: Path, open_store: OpenStore
+) -> None:
+    from bot.store import MIGRATIONS
+
+    path = tmp_path / "opsbot.db"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        old = Database(conn)
+        MIGRATIONS.apply(old, stop_before=known_migrations()[1])  # as the first release left it
+        old["idempotency"].insert(  # type: ignore[union-attr]
+            {"key": "kept", "created_at": "2026", "expires_at": "2027"}
+        )
+        assert old.execute("SELECT version FROM schema_version").fetchone() == (1,)
+
+    store = open_store(path)
+
+    assert store.schema_version == LATEST
+    assert keys(store.db) == ["kept"]
+    assert store.db["audit"].exists()

@@ -160,3 +160,19 @@ class ChatResponder:
     def update(self, message_id: str, reply: Reply) -> None:
         """Replace message ``message_id`` in place."""
         self._chat.update(message_id, reply)
+
+
+class ChatChannels:
+    """:class:`~bot.channels.Channels` for the sandbox: every channel is the one page."""
+
+    def __init__(self, chat: Chat) -> None:
+        self._chat = chat
+
+    def post(self, channel: str, reply: Reply) -> str | None:
+        """Post ``reply`` on the page."""
+        return self._chat.post(reply).id
+
+    def update(self, channel: str, message_id: str, reply: Reply) -> None:
+        """Replace message ``message_id`` on the page (if it is still there)."""
+        if self._chat.get(message_id) is not None:
+            self._chat.update(message_id, reply)
