@@ -20,10 +20,12 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk.web import WebClient
 
+from bot.governance.dlp import Finding, describe, kinds, scan
 from bot.pipeline import Request
-from bot.render import ACTION_PREFIX
+from bot.render import ACTION_PREFIX, to_blocks
 from bot.runtime import Runtime
 from bot.slack import Outbox, SlackResponder, unescape
+from handlers.reply import Reply
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +128,42 @@ def build_app(
         )
         after_ack(lambda: runtime.submit(request, responder))
 
-    def on_message(ack: Ack) -> None:
-        ack()  # DLP listens here (governance); other messages need nothing
+    def on_message(ack: Ack, event: dict[str, Any]) -> None:
+        ack()
+        if event.get("subtype") or event.get("bot_id"):
+            return  # edits, joins and bots' own posts are not people pasting secrets
+        findings = scan(str(event.get("text") or ""))
+        if findings:
+            after_ack(lambda: warn_about_message(runtime, outbox, event, findings))
 
     app.command(runtime.settings.slack.command)(on_command)
     app.action(BUTTON_ACTION)(on_click)
     app.event("message")(on_message)
     return app
+
+
+def warn_about_message(
+    runtime: Runtime, outbox: Outbox, event: dict[str, Any], findings: list[Finding]
+) -> None:
+    """Tell the poster, privately and in the message's thread, what kind of data their
+    message holds (never the data itself), and audit the detection."""
+    channel, user = str(event.get("channel", "")), str(event.get("user", ""))
+    what = describe(findings)
+    reply = Reply(
+        text=(
+            f":warning: <@{user}>, your message contains {what}. Please delete it. Treat "
+            "anything secret in it as leaked and rotate it. opsbot kept no copy."
+        )
+    )
+    thread = str(event.get("thread_ts") or event.get("ts") or "") or None
+    outbox.ephemeral(channel, user, to_blocks(reply), thread_ts=thread)
+    runtime.audit.record(
+        runtime.clock(),
+        actor=user,
+        channel=channel,
+        command="(a channel message)",
+        decision="DLP detection",
+        outcome="warned",
+        ref=str(event.get("client_msg_id") or event.get("ts") or "-"),
+        detail=", ".join(kinds(findings)),
+    )

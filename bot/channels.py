@@ -9,6 +9,7 @@ later, from any thread, after a restart too.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Protocol
 
 from bot.render import to_text
@@ -40,6 +41,19 @@ class LogChannels:
     def update(self, channel: str, message_id: str, reply: Reply) -> None:
         """Log the update."""
         log.info("would update %s in %s: %s", message_id, channel, to_text(reply))
+
+
+class PrintChannels:
+    """For ``opsbot run``: messages posted on opsbot's initiative are printed to stderr."""
+
+    def post(self, channel: str, reply: Reply) -> str | None:
+        """Print the message; return an ID for later updates."""
+        sys.stderr.write(f"[{channel}] {to_text(reply)}\n")
+        return "printed"
+
+    def update(self, channel: str, message_id: str, reply: Reply) -> None:
+        """Print the updated message."""
+        sys.stderr.write(f"[{channel}, updated] {to_text(reply)}\n")
 
 
 class ChannelResponder:

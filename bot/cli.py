@@ -67,6 +67,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_option(check)
 
+    audit = commands.add_parser("audit", help="check or export the audit trail")
+    audit_commands = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    verify = audit_commands.add_parser(
+        "verify",
+        help="check the audit hash chain",
+        description="Walk the audit trail's hash chain. Prints `ok N entries` (exit 0), or "
+        "the first bad entry's id and why (exit 1): an edited, deleted, inserted or reordered "
+        "entry is caught.",
+    )
+    export = audit_commands.add_parser(
+        "export", help="export audit entries", description="Print audit entries, oldest first."
+    )
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    export.add_argument("--since", metavar="ISO", help="only entries at or after this time")
+    for sub in (verify, export):
+        sub.add_argument("--db", metavar="FILE", help="the database (default: [store].path)")
+        _config_option(sub)
+
     manifest = commands.add_parser(
         "slack-manifest",
         help="print the Slack app manifest (YAML)",
@@ -102,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _config_check(args)
     if args.command == "slack-manifest":
         return _manifest(args)
+    if args.command == "audit":
+        return _audit(args)
     raise AssertionError(args.command)
 
 
@@ -140,6 +160,7 @@ def load_config(explicit: str | None) -> LoadedConfig | None:
 def _run(args: argparse.Namespace) -> int:
     import re
 
+    from bot.channels import PrintChannels
     from bot.pipeline import Request
     from bot.render import to_text
     from bot.runtime import Runtime
@@ -161,6 +182,8 @@ def _run(args: argparse.Namespace) -> int:
     except StoreError as error:
         print(f"opsbot: {error}", file=sys.stderr)
         return EXIT_FAILED
+
+    runtime.channels = PrintChannels()
 
     class ProgressPrinter:
         def post(self, reply: Reply) -> str | None:
@@ -199,6 +222,47 @@ def _config_check(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(f"{path}: ok")
     return EXIT_OK
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import sqlite3
+    from pathlib import Path
+
+    from bot.governance import audit
+
+    if args.db:
+        path = Path(args.db)
+    else:
+        loaded = load_config(args.config)
+        if loaded is None:
+            return EXIT_FAILED
+        path = loaded.store_path
+    if not path.exists():
+        print(f"opsbot audit: no database at {path}", file=sys.stderr)
+        return EXIT_FAILED
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        with conn:
+            if args.audit_command == "verify":
+                verdict = audit.verify(conn)
+                if verdict.ok:
+                    print(f"ok {verdict.count} entries")
+                    return EXIT_OK
+                print(f"bad entry {verdict.bad_id}: {verdict.reason}")
+                return EXIT_FAILED
+            since = args.since
+            where, params = ("WHERE ts >= ?", [since]) if since else ("", [])
+            cursor = conn.execute(f"SELECT * FROM audit {where} ORDER BY id", params)  # noqa: S608
+            names = [c[0] for c in cursor.description]
+            rows = [dict(zip(names, row, strict=True)) for row in cursor]
+            for chunk in audit.export(rows, args.format):
+                sys.stdout.write(chunk)
+            return EXIT_OK
+    except sqlite3.DatabaseError as error:
+        print(f"opsbot audit: cannot read {path}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        conn.close()
 
 
 def _manifest(args: argparse.Namespace) -> int:

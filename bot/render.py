@@ -1,6 +1,8 @@
 """Turn a :class:`~handlers.reply.Reply` into Slack Block Kit, or into plain text.
 
-Slack's limits are respected here and nowhere else: at most 50 blocks, 3000 characters
+Every message passes the DLP egress filter here, on its way to any front end, so nothing
+that looks like a secret or personal data is ever posted. Slack's limits are respected
+here and nowhere else: at most 50 blocks, 3000 characters
 per section, 10 fields per section, 25 buttons per actions block, 75 characters per
 button label, 2000 per button value. Text longer than a message comfortably holds is cut
 to a preview and attached in full as a file.
@@ -14,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.governance.dlp import egress
 from handlers.reply import Attachment, Button, Reply, Status
 
 log = logging.getLogger(__name__)
@@ -47,7 +50,8 @@ class Message:
 
 
 def to_blocks(reply: Reply) -> Message:
-    """Render ``reply`` as Block Kit within Slack's limits."""
+    """Render ``reply`` as Block Kit within Slack's limits, after the DLP egress filter."""
+    reply = egress(reply)
     text, file = reply.text, reply.attachment
     if len(text) > INLINE_TEXT_CHARS and file is None:
         file = Attachment("output.txt", plain(text), reply.title or "Full output")
@@ -103,7 +107,9 @@ def fallback_text(reply: Reply) -> str:
 
 
 def to_text(reply: Reply) -> str:
-    """Render ``reply`` for a terminal: title, text, fields, buttons, footer, file."""
+    """Render ``reply`` for a terminal (title, text, fields, buttons, footer, file), after
+    the DLP egress filter."""
+    reply = egress(reply)
     lines: list[str] = []
     if reply.title:
         lines.append(reply.title)
@@ -132,6 +138,9 @@ _EMOJI = {
     "white_check_mark": "✓",
     "lock": "[changes]",
     "hourglass": "…",
+    "no_entry": "⛔",
+    "rocket": "»",
+    "clock3": "⌛",
 }
 
 

@@ -19,12 +19,13 @@ from bot.cli import EXIT_FAILED, EXIT_OK, load_config
 from bot.config import LoadedConfig
 from bot.http_api import SlackFrontEnd
 from bot.httpserver import HttpServer
+from bot.identity import UserGroups
 from bot.metrics import Metrics
 from bot.runtime import Runtime
 from bot.sandbox.emulators import SANDBOX_EMULATORS
 from bot.sandbox.server import SandboxApp
 from bot.sender import Sender
-from bot.slack import Outbox, web_client
+from bot.slack import Outbox, SlackChannels, web_client
 from bot.slack_connect import Stop, connect
 from bot.socket_mode import TimedSocketModeHandler
 from bot.store import StoreError
@@ -113,14 +114,15 @@ def _serve_slack(args: argparse.Namespace, loaded: LoadedConfig, mode: str) -> i
             f"opsbot: {mode} mode needs {' and '.join(missing)} in the environment", file=sys.stderr
         )
         return EXIT_FAILED
+    client = web_client(os.environ["SLACK_BOT_TOKEN"])
     try:
-        runtime = Runtime.build(loaded)
+        runtime = Runtime.build(loaded, groups=UserGroups(client))
     except StoreError as error:
         print(f"opsbot: {error}", file=sys.stderr)
         return EXIT_FAILED
     metrics = runtime.metrics
-    client = web_client(os.environ["SLACK_BOT_TOKEN"])
     outbox = Outbox(client, Sender(on_error=_count_errors(metrics)))
+    runtime.channels = SlackChannels(outbox)
     signing_secret = os.environ.get("SLACK_SIGNING_SECRET") if mode == "http" else None
     socket: TimedSocketModeHandler | None = None
 

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import httpx
 
 from handlers.context import Command, Context
 from handlers.registry import command
-from handlers.reply import Button, Reply
+from handlers.reply import Button, Field, Preview, Reply, code
 
 PLANTED_SECRET = "hunter2-planted-secret-value"
 _backend = httpx.Client(timeout=60)  # one client: building one per call costs CPU
@@ -45,3 +47,47 @@ def long(cmd: Command, ctx: Context) -> Reply:
     """Return many lines, which Slack receives as a preview plus a file."""
     count = int(cmd.arg("lines") or "800")
     return Reply(title="long output", text="\n".join(f"line {i:05d}" for i in range(count)))
+
+
+def _revision(app: str) -> str:
+    """The revision ``app`` would be shipped at: from ``E2E_STATE_FILE``, which tests edit
+    to move the target between approval and execution."""
+    state = os.environ.get("E2E_STATE_FILE")
+    if not state or not Path(state).exists():
+        return "rev-1"
+    return str(json.loads(Path(state).read_text()).get(app, "rev-1"))
+
+
+def ship_preview(cmd: Command, ctx: Context) -> Preview:
+    """What ``ship`` will do, bound to the app, environment and resolved revision."""
+    app, env = cmd.arg("app") or "", cmd.arg("env") or ""
+    revision = cmd.option("rev") or _revision(app)
+    return Preview(
+        text=f"Ship {code(app)} to *{env}* at {code(revision)}",
+        fields=(Field("Revision", code(revision)),),
+        fingerprint=f"{app}@{env}:{revision}",
+    )
+
+
+@command(
+    "ship",
+    usage="ship APP ENV [rev=REV] [gate=NAME]",
+    summary="pretend to deploy an app (end-to-end tests only)",
+    mutating=True,
+    env_arg="env",
+    preview=ship_preview,
+    locks=("app:{app}@{env}",),
+)
+def ship(cmd: Command, ctx: Context) -> Reply:
+    """Record the shipment in ``E2E_LOG`` (so tests can count runs across restarts),
+    optionally waiting at a gate of the test backend first."""
+    app, env = cmd.arg("app") or "", cmd.arg("env") or ""
+    revision = cmd.option("rev") or _revision(app)
+    ctx.progress(Reply(text=f":rocket: shipping {app} to {env} at {revision}"))
+    if cmd.option("gate"):
+        _backend.get(f"{os.environ['E2E_BACKEND_URL']}/wait/{cmd.option('gate')}")
+    log = os.environ.get("E2E_LOG")
+    if log:
+        with Path(log).open("a") as out:
+            out.write(f"{app} {env} {revision} {ctx.actor} {ctx.ref}\n")
+    return Reply(text=f":white_check_mark: shipped {app} to {env} at {revision}")

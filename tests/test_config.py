@@ -257,9 +257,7 @@ def test_a_grant_naming_an_unknown_verb_or_environment_is_a_config_error(
     path = tmp_path / "opsbot.toml"
     path.write_text(VALID.replace('"approve:prod"]', f'"approve:prod", "{grant}"]'))
     problems = config.check(path, environ={})
-    assert [(p.key, p.severity) for p in problems] == [
-        ("rbac.roles.operator.allow[3]", "error")
-    ]
+    assert [(p.key, p.severity) for p in problems] == [("rbac.roles.operator.allow[3]", "error")]
     assert message in problems[0].message
 
 

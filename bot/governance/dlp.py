@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from handlers.reply import Reply, Status
+from handlers.reply import Attachment, Button, Field, Reply, Status
 
 if TYPE_CHECKING:
     from bot.pipeline import Invocation, Next, Step
@@ -210,11 +210,42 @@ def dlp_step() -> Step:
         return Reply(
             text=(
                 f":no_entry: Your command contains {describe(secrets)}. opsbot does not take "
-                "secrets in commands, so it ran nothing and kept no copy. It has been posted "
-                "to Slack: treat it as leaked and rotate it."
+                "secrets in commands, so it ran nothing and kept no copy. Treat the secret as "
+                "leaked (it was typed into a chat or a terminal) and rotate it."
             ),
             ephemeral=True,
             status=Status.REFUSED,
         )
 
     return guard
+
+
+def egress(reply: Reply) -> Reply:
+    """``reply`` with everything sensitive redacted: the filter on every outgoing message."""
+
+    def clean(text: str) -> str:
+        return redact(text) if text and scan(text) else text
+
+    return Reply(
+        text=clean(reply.text),
+        title=clean(reply.title) if reply.title else reply.title,
+        fields=tuple(Field(clean(f.label), clean(f.value)) for f in reply.fields),
+        buttons=tuple(
+            Button(
+                clean(b.label), clean(b.command), b.style, clean(b.confirm) if b.confirm else None
+            )
+            for b in reply.buttons
+        ),
+        footer=clean(reply.footer) if reply.footer else reply.footer,
+        ephemeral=reply.ephemeral,
+        attachment=(
+            Attachment(
+                reply.attachment.filename,
+                clean(reply.attachment.content),
+                clean(reply.attachment.title),
+            )
+            if reply.attachment
+            else None
+        ),
+        status=reply.status,
+    )

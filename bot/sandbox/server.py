@@ -23,7 +23,7 @@ from werkzeug.wrappers import Response
 from bot.commands import MAX_LENGTH
 from bot.pipeline import Request
 from bot.runtime import Runtime
-from bot.sandbox.chat import Chat, ChatMessage, ChatResponder
+from bot.sandbox.chat import Chat, ChatChannels, ChatMessage, ChatResponder
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -47,6 +47,7 @@ class SandboxApp:
         self.runtime = runtime
         settings = runtime.settings
         self.chat = chat or Chat(settings.sandbox.channel)
+        runtime.channels = ChatChannels(self.chat)  # approval cards and notices land here
         self.users = dict(settings.sandbox.users) or dict(DEFAULT_USERS)
         self.url_map = Map(
             [
