@@ -128,11 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _configure_logging(level: str) -> None:
     import logging
 
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from bot.governance.dlp import RedactingFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     for noisy in ("apscheduler", "cheroot", "urllib3", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
@@ -250,7 +250,14 @@ def _audit(args: argparse.Namespace) -> int:
                     return EXIT_OK
                 print(f"bad entry {verdict.bad_id}: {verdict.reason}")
                 return EXIT_FAILED
-            since = args.since
+            try:
+                since = audit.parse_since(args.since) if args.since else None
+            except ValueError:
+                print(
+                    f"opsbot audit export: --since {args.since!r} is not an ISO date or time",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
             where, params = ("WHERE ts >= ?", [since]) if since else ("", [])
             cursor = conn.execute(f"SELECT * FROM audit {where} ORDER BY id", params)  # noqa: S608
             names = [c[0] for c in cursor.description]

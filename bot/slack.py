@@ -111,9 +111,11 @@ class Outbox:
         posted: Future[str],
         message: Message,
         *,
+        key: str,
         response_url: str | None = None,
     ) -> Future[None]:
-        """``chat.update`` of a posted message; queued updates to it are coalesced."""
+        """``chat.update`` of a posted message; queued updates with the same ``key`` (one
+        per message) are coalesced, so only the newest content is sent."""
 
         def call() -> None:
             if posted.exception() is not None:
@@ -129,7 +131,7 @@ class Outbox:
             except Exception as error:
                 raise delivery_error("chat.update", error) from None
 
-        return self.sender.submit(channel, "chat.update", call, coalesce=f"update:{id(posted)}")
+        return self.sender.submit(channel, "chat.update", call, coalesce=f"update:{key}")
 
     def ephemeral(
         self,
@@ -244,7 +246,9 @@ class SlackResponder:
         with self._lock:
             posted = self._posted[message_id]
         message = to_blocks(reply)
-        self._outbox.update(self._channel, posted, message, response_url=self._response_url)
+        self._outbox.update(
+            self._channel, posted, message, key=message_id, response_url=self._response_url
+        )
         self._attach(message_id, message)
 
     def _attach(self, handle: str, message: Message) -> None:
@@ -280,4 +284,4 @@ class SlackChannels:
         """``chat.update`` of a message posted earlier (possibly by an earlier process)."""
         posted: Future[str] = Future()
         posted.set_result(message_id)
-        self._outbox.update(channel, posted, to_blocks(reply))
+        self._outbox.update(channel, posted, to_blocks(reply), key=f"{channel}:{message_id}")

@@ -91,3 +91,18 @@ def ship(cmd: Command, ctx: Context) -> Reply:
         with Path(log).open("a") as out:
             out.write(f"{app} {env} {revision} {ctx.actor} {ctx.ref}\n")
     return Reply(text=f":white_check_mark: shipped {app} to {env} at {revision}")
+
+
+@command("leak", usage="leak", summary="echo what a careless backend returned (tests only)")
+def leak(cmd: Command, ctx: Context) -> Reply:
+    """Return text that holds the planted secrets of ``E2E_PLANTED`` (space-separated),
+    as a backend might: the egress filter must keep them out of Slack."""
+    planted = os.environ.get("E2E_PLANTED", "").split()
+    ctx.progress(
+        Reply(text="reading the backend's config: " + " ".join(f"secret={p}" for p in planted))
+    )
+    return Reply(
+        title="backend config",
+        text="\n".join(f"token={value}" for value in planted),
+        buttons=(Button("Again", "leak"),),
+    )

@@ -135,7 +135,7 @@ def test_preview_of_long_code_closes_its_fence() -> None:
 def test_long_text_keeps_a_handler_attachment() -> None:
     own = Attachment("diff.txt", "the diff")
     message = to_blocks(Reply(text="x\n" * INLINE_TEXT_CHARS, attachment=own))
-    assert message.file is own
+    assert message.file == own
 
 
 # --- fields ----------------------------------------------------------------------------

@@ -23,7 +23,14 @@ from slack_sdk.web import WebClient
 from bot import render
 from bot.render import Message, to_blocks
 from bot.sender import DeliveryError, Sender
-from bot.slack import Outbox, SlackResponder, delivery_error, unescape, web_client
+from bot.slack import (
+    Outbox,
+    SlackChannels,
+    SlackResponder,
+    delivery_error,
+    unescape,
+    web_client,
+)
 from handlers.reply import Field, Reply, escape
 from tests.fakes.slack_web import BOT_TOKEN, MAX_BLOCKS, Call, FakeSlack
 
@@ -362,7 +369,7 @@ def test_an_update_of_a_message_that_was_never_posted_fails_too(
     try:
         with caplog.at_level(logging.ERROR, logger="bot.sender"):
             posted = outbox.post("C0OPS", message("hello"))
-            updated = outbox.update("C0OPS", posted, message("hello again"))
+            updated = outbox.update("C0OPS", posted, message("hello again"), key="m1")
             error = updated.exception(WAIT)
     finally:
         outbox.close(timeout=WAIT)
@@ -487,3 +494,22 @@ def test_calls_record_what_the_fake_received(slack: Slack) -> None:
     assert call.params["channel"] == "C0OPS"
     assert call.blocks == message("hello").blocks
     assert slack.fake.spec_problems() == []
+
+
+def test_updates_to_two_messages_are_never_merged(fake: FakeSlack) -> None:
+    outbox = make_outbox(fake, BOT_TOKEN, [])
+    channels = SlackChannels(outbox)
+    try:
+        first = channels.post("C0TWO", Reply(text="one"))
+        second = channels.post("C0TWO", Reply(text="two"))
+        assert first is not None
+        assert second is not None
+        channels.update("C0TWO", first, Reply(text="one, updated"))
+        channels.update("C0TWO", second, Reply(text="two, updated"))
+        updates = fake.wait_for("chat.update", count=2)
+    finally:
+        outbox.close(timeout=WAIT)
+    assert {(c.params["ts"], c.params["text"]) for c in updates} == {
+        (first, "one, updated"),
+        (second, "two, updated"),
+    }

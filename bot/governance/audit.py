@@ -17,7 +17,7 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlite_utils import Database
@@ -159,11 +159,16 @@ def verify(db: Database | sqlite3.Connection) -> Verdict:
             return Verdict(False, count, row["id"], "its content does not match its hash")
         expected_prev, expected_id, count = row["hash"], expected_id + 1, count + 1
     head = conn.execute("SELECT count, hash FROM audit_head").fetchone()
-    if head is None or head[0] != count or head[1] != expected_prev:
-        claimed = head[0] if head else "?"
+    if head is None:
+        return Verdict(False, count, count + 1, "the audit head is missing")
+    if head[0] > count:
         return Verdict(
-            False, count, count + 1, f"the head says {claimed} entries; entries are missing"
+            False, count, count + 1, f"the head says {head[0]} entries; some are missing"
         )
+    if head[0] < count:
+        return Verdict(False, count, head[0] + 1, "this entry was added behind the head's back")
+    if head[1] != expected_prev:
+        return Verdict(False, count, max(count, 1), "the head does not match this entry")
     return Verdict(True, count)
 
 
@@ -217,3 +222,12 @@ def audit_step(trail: AuditTrail, clock: Clock) -> Step:
         return reply
 
     return record
+
+
+def parse_since(text: str) -> str:
+    """An ISO date or time (a time without a zone is UTC) as the store's timestamp format,
+    so that ``since`` compares as instants, whatever form it was written in."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return iso(moment)

@@ -6,10 +6,10 @@ the runtime's governance services, which handlers outside ``bot`` cannot reach.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.clock import from_iso
+from bot.governance.audit import parse_since
 from handlers.context import Command, Context
 from handlers.errors import UsageError
 from handlers.registry import CommandSpec, build_spec
@@ -64,7 +64,7 @@ def governance_commands(runtime: Runtime) -> list[CommandSpec]:
         since = cmd.option("since")
         if since:
             try:
-                since = datetime.fromisoformat(since).isoformat()
+                since = parse_since(since)
             except ValueError:
                 raise UsageError(f"since={since} is not an ISO date or time", cmd.usage) from None
         rows = runtime.audit.entries(

@@ -13,6 +13,7 @@ resource name is not an alarm.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ def _iban(text: str) -> bool:
 
 _KEYS = (
     r"password|passwd|pwd|passphrase|secret|client[_-]?secret|token|access[_-]?token|"
-    r"api[_-]?key|apikey|access[_-]?key|private[_-]?key|aws_secret_access_key|auth"
+    r"api[_-]?key|apikey|access[_-]?key|private[_-]?key|aws_secret_access_key"
 )
 
 DETECTORS: tuple[_Detector, ...] = (
@@ -79,7 +80,7 @@ DETECTORS: tuple[_Detector, ...] = (
         "secret",
         re.compile(
             r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"
-            r"(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----)?"
+            r"(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|(?:\s*[A-Za-z0-9+/=]+)*)"
         ),
     ),
     _Detector("Slack token", "secret", re.compile(r"\bx(?:ox[abposre]|app)-[0-9A-Za-z-]{10,}")),
@@ -109,7 +110,17 @@ DETECTORS: tuple[_Detector, ...] = (
     _Detector(
         "password or token",
         "secret",
-        re.compile(rf"(?i)\b(?:{_KEYS})\s*[=:]\s*[\"']?([^\s\"',;&]{{3,}})"),
+        # DB_PASSWORD=…, token: …; not token_env=…; never a value already redacted
+        re.compile(
+            rf"(?i)(?<![\w-])(?:[a-z0-9]+[_-])*(?:{_KEYS})[ \t]*[=:][ \t]*[\"']?"
+            rf"(?!\[REDACTED )([^\s\"',;&]{{3,}})"
+        ),
+        group=1,
+    ),
+    _Detector(
+        "bearer token",
+        "secret",
+        re.compile(r"(?i)\bbearer[ \t]+([A-Za-z0-9._~+/-]{16,}=*)"),
         group=1,
     ),
     _Detector(
@@ -141,8 +152,8 @@ DETECTORS: tuple[_Detector, ...] = (
         "phone number",
         "personal",
         re.compile(
-            r"(?<![\w.+-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}"
-            r"(?![\w.-])|(?<![\w+])\+\d{9,15}\b"
+            r"(?<![\w.+-])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])"
+            r"\d{3,4}[ .-]\d{3,4}(?![\w.-])(?![ .-]\d)|(?<![\w+])\+\d{9,15}\b"
         ),
     ),
 )
@@ -165,15 +176,24 @@ def scan(text: str) -> list[Finding]:
 
 
 def redact(text: str, findings: Iterable[Finding] | None = None) -> str:
-    """``text`` with each finding replaced by ``[REDACTED kind]``."""
+    """``text`` with each finding replaced by ``[REDACTED kind]``.
+
+    Redacting can join what surrounded a finding into something new that looks like a
+    secret (``…1111ghp_…`` becomes ``]ghp_…``), so the result is scanned again.
+    """
     found = sorted(scan(text) if findings is None else findings, key=lambda f: f.start)
-    out, position = [], 0
-    for finding in found:
-        out.append(text[position : finding.start])
-        out.append(f"[REDACTED {finding.kind}]")
-        position = finding.end
-    out.append(text[position:])
-    return "".join(out)
+    for _ in range(3):
+        out, position = [], 0
+        for finding in found:
+            out.append(text[position : finding.start])
+            out.append(f"[REDACTED {finding.kind}]")
+            position = finding.end
+        out.append(text[position:])
+        text = "".join(out)
+        found = [f for f in scan(text) if f.category == "secret"]
+        if not found:
+            break
+    return text
 
 
 def kinds(findings: Iterable[Finding]) -> list[str]:
@@ -249,3 +269,12 @@ def egress(reply: Reply) -> Reply:
         ),
         status=reply.status,
     )
+
+
+class RedactingFormatter(logging.Formatter):
+    """A log formatter that redacts secrets and personal data from every line, tracebacks
+    included: an exception message quoting a backend's answer must not leak through logs."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return redact(text) if scan(text) else text

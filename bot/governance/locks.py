@@ -27,6 +27,10 @@ from handlers.reply import Reply, code
 
 log = logging.getLogger(__name__)
 
+#: This process's identity beside its PID: a restarted container may get the same PID
+#: (often 1) and must still see its earlier incarnation's locks as dead.
+_PROCESS_BOOT = uuid.uuid4().hex[:12]
+
 
 @dataclass(frozen=True)
 class Held:
@@ -46,7 +50,7 @@ class Locks:
         self._store = store
         self._clock = clock
         self._lease = lease
-        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{_PROCESS_BOOT}"
 
     def acquire(self, targets: list[str], *, holder: str, ref: str, command: str) -> Held | None:
         """Take every target, or none; return the first lock someone else holds."""
@@ -107,8 +111,11 @@ class Locks:
         host = socket.gethostname()
         for (owner,) in conn.execute("SELECT DISTINCT boot FROM locks").fetchall():
             owner_host, _, rest = str(owner).partition(":")
-            pid = rest.split(":", 1)[0]
-            if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+            pid, _, boot = rest.partition(":")
+            if owner_host != host or not pid.isdigit():
+                continue  # another host: its lease decides
+            earlier_me = int(pid) == os.getpid() and boot != _PROCESS_BOOT
+            if earlier_me or not _alive(int(pid)):
                 log.warning("releasing locks of process %s, which is gone", pid)
                 conn.execute("DELETE FROM locks WHERE boot = ?", [owner])
 

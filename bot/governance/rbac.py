@@ -173,6 +173,8 @@ def permits(rbac: Rbac, settings: Settings) -> Callable[[str, CommandSpec], bool
     def may_run(user: str, spec: CommandSpec) -> bool:
         if spec.verb in SELF_CHECKED:
             return rbac.allows_somewhere(user, "approve", settings.environments)
+        if spec.env_arg is None:  # it runs with no environment: only VERB:* lets it run
+            return rbac.allows(user, spec.permission, None)
         return rbac.allows_somewhere(user, spec.permission, settings.environments)
 
     return may_run
