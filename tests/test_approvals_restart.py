@@ -156,3 +156,30 @@ def test_a_crash_between_approval_and_completion_is_marked_failed_never_rerun(
         assert second.stop() == 0
     stage.backend.release("g1")
     assert stage.shipped() == []  # it never completed, and it was never started again
+
+
+def test_a_forged_approval_click_is_refused_and_changes_nothing(stage: Stage) -> None:
+    with stage.bot() as served:
+        stage.post(served, slash_command("ship web prod", user="U0ALICE"))
+        card = stage.card()
+        forged_body, headers = signed_request(
+            block_action(approve_button(card), user="U0BOB", channel="C0APPROVALS"),
+            secret="an attacker's guess",
+        )
+        forged = httpx.post(f"{served.url}/slack/events", content=forged_body, headers=headers)
+        assert forged.status_code == 401
+        # Alice clicking her own card is refused too; wait for that answer as a barrier.
+        stage.post(
+            served,
+            block_action(
+                approve_button(card),
+                user="U0ALICE",
+                channel="C0APPROVALS",
+                message_ts=card.answer["ts"],
+            ),
+        )
+        (refusal,) = stage.fake.wait_for("chat.postEphemeral")
+        assert "cannot approve it" in refusal.text
+        assert stage.fake.calls_to("chat.update") == []
+        assert served.stop() == 0
+    assert stage.shipped() == []
