@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from adapters.errors import NotConfigured
+
+if TYPE_CHECKING:
+    from adapters.argocd import ArgoCD
 
 T = TypeVar("T")
 
@@ -39,6 +42,15 @@ class Adapters:
         if not isinstance(adapter, kind):
             raise TypeError(f"adapter {name!r} is a {type(adapter).__name__}, not {kind.__name__}")
         return adapter
+
+    @property
+    def argocd(self) -> ArgoCD:
+        """The Argo CD client (``[argocd]``)."""
+        from adapters.argocd import ArgoCD
+
+        return self.get(
+            "argocd", ArgoCD, "add an [argocd] section with url and token_env to opsbot.toml"
+        )
 
     def configured(self, name: str) -> bool:
         """True when opsbot.toml configures the system ``name``."""

@@ -172,6 +172,16 @@ def check_references(settings: Settings, file: str) -> list[Problem]:
                 )
     if settings.apps and settings.argocd is None:
         add("apps", "apps are deployed through Argo CD: add an [argocd] section with url")
+    if settings.ephemeral is not None:
+        if settings.ephemeral.app not in settings.apps:
+            add("ephemeral.app", _unknown("app", settings.ephemeral.app, settings.apps))
+        if settings.argocd is None:
+            add("ephemeral", "environments are Argo CD apps: add an [argocd] section with url")
+    if settings.github is not None:
+        if settings.ephemeral is None:
+            add("github", "the pull request webhook makes ephemeral environments: add [ephemeral]")
+        elif settings.github.app and settings.github.app not in settings.apps:
+            add("github.app", _unknown("app", settings.github.app, settings.apps))
     rbac = settings.rbac
     for role, spec in rbac.roles.items():
         for index, pattern in enumerate(spec.allow):
@@ -210,6 +220,10 @@ def missing_secrets(settings: Settings, file: str, environ: Mapping[str, str]) -
     wanted: list[tuple[str, str | None, str]] = []
     if settings.argocd:
         wanted.append(("argocd.token_env", settings.argocd.token_env, "Argo CD"))
+    if settings.github:
+        wanted.append(
+            ("github.webhook_secret_env", settings.github.webhook_secret_env, "GitHub webhook")
+        )
     if settings.vault:
         vault = settings.vault
         if vault.auth == "token":

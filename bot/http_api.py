@@ -1,5 +1,6 @@
 """opsbot's HTTP surface in the Slack modes: ``POST /slack/events`` (HTTP mode),
-``GET /healthz``, ``GET /readyz`` and ``GET /metrics`` (both modes).
+``GET /healthz``, ``GET /readyz``, ``GET /metrics`` and webhooks under ``POST /hooks/…``
+(both modes).
 
 Every Slack request is checked here before Bolt sees it: a missing, wrong or stale
 signature (timestamp more than 5 minutes off) is a 401 and nothing runs; a body that is
@@ -43,8 +44,10 @@ class SlackFrontEnd:
         *,
         signing_secret: str | None,
         socket_connected: Callable[[], bool] | None = None,
+        hooks: dict[str, Callable[[HttpRequest], Response]] | None = None,
     ) -> None:
         self.metrics = metrics
+        self._hooks = dict(hooks or {})
         self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
         self._socket_connected = socket_connected
         self._app: App | None = None
@@ -87,6 +90,8 @@ class SlackFrontEnd:
         }
         if self._verifier is not None:
             routes[SLACK_PATH] = ("POST", self._slack)
+        for hook_path, hook in self._hooks.items():
+            routes[hook_path] = ("POST", hook)
         if path not in routes:
             return "other", _json({"error": "not found"}, 404)
         allowed, handler = routes[path]

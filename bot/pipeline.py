@@ -23,7 +23,7 @@ from typing import Protocol
 from adapters import Adapters
 from adapters.errors import AdapterError
 from bot import commands, messages
-from handlers.context import Clock, Command, Context, Store
+from handlers.context import Clock, Command, Context, NoTimers, Store, Timers
 from handlers.errors import CommandError, UsageError
 from handlers.registry import CommandSpec, Registry
 from handlers.reply import Reply, Status
@@ -129,6 +129,7 @@ class Pipeline:
         early_steps: Sequence[Step] = (),
         steps: Sequence[Step] = (),
         permits: Callable[[str, CommandSpec], bool] | None = None,
+        timers: Timers | None = None,
     ) -> None:
         self.registry = registry
         self.settings = settings
@@ -138,6 +139,7 @@ class Pipeline:
         # early steps see the raw text (exactly-once, DLP, audit); later ones the command
         self.steps: list[Step] = [*early_steps, parse_step(registry), *steps]
         self._permits = permits
+        self._timers = timers or NoTimers()
 
     def handle(self, request: Request, responder: Responder, *, deliver: bool = True) -> Reply:
         """Run ``request`` to the end and return the final reply.
@@ -188,6 +190,7 @@ class Pipeline:
             ref=request.ref,
             progress=invocation.conversation.show,
             permits=may_run,
+            timers=self._timers,
         )
 
     def _chain(self, index: int) -> Next:

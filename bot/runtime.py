@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters import Adapters
+from adapters.errors import NotConfigured
 from bot.channels import Channels, LogChannels
 from bot.clock import system_clock
 from bot.config import LoadedConfig
@@ -32,6 +33,7 @@ from bot.pipeline import Pipeline, Request, Responder, Step
 from bot.sandbox.emulators import EmulatorFactory, RunningEmulators, start_emulators
 from bot.scheduler import Scheduler
 from bot.store import Store
+from bot.timed import TimedActions
 from handlers.context import Clock
 from handlers.registry import Registry
 from handlers.reply import Reply
@@ -45,8 +47,26 @@ WARM_UP_SECONDS = 30.0
 def adapter_factories(
     settings: Settings, environ: Mapping[str, str]
 ) -> dict[str, Callable[[], object]]:
-    """How to build each configured adapter (built lazily, on first use)."""
-    return {}
+    """How to build each configured adapter (built lazily, on first use, so that a system
+    that is down or misconfigured only fails the commands that need it)."""
+    factories: dict[str, Callable[[], object]] = {}
+    argocd = settings.argocd
+    if argocd is not None:
+
+        def build_argocd() -> object:
+            from adapters.argocd import ArgoCD
+
+            token = environ.get(argocd.token_env)
+            if not token:
+                raise NotConfigured(
+                    "Argo CD",
+                    f"the environment variable {argocd.token_env} (the API token) is not set",
+                )
+            verify: bool | str = argocd.ca_bundle or argocd.verify_tls
+            return ArgoCD(argocd.url, token, verify=verify, timeout=argocd.timeout.total_seconds())
+
+        factories["argocd"] = build_argocd
+    return factories
 
 
 def early_steps(runtime: Runtime) -> list[Step]:
@@ -90,6 +110,7 @@ class Runtime:
     audit: AuditTrail = field(init=False)
     locks: Locks = field(init=False)
     approvals: Approvals = field(init=False)
+    timed: TimedActions = field(init=False)
 
     @classmethod
     def build(
@@ -134,9 +155,11 @@ class Runtime:
         runtime.audit = AuditTrail(store)
         runtime.locks = Locks(store, clock, settings.server.lock_lease)
         runtime.approvals = Approvals(runtime)
+        runtime.timed = TimedActions(runtime)
         for spec in governance_commands(runtime):
             runtime.registry.add(spec)
         runtime.scheduler.add_source(runtime.approvals.jobs)
+        runtime.scheduler.add_source(runtime.timed.jobs)
         runtime.pipeline = Pipeline(
             registry=runtime.registry,
             settings=settings,
@@ -146,6 +169,7 @@ class Runtime:
             early_steps=early_steps(runtime),
             steps=governance_steps(runtime),
             permits=permits(runtime.rbac, settings),
+            timers=runtime.timed,
         )
         return runtime
 

@@ -15,6 +15,9 @@ import threading
 from collections.abc import Callable, Mapping
 from types import FrameType
 
+from werkzeug.wrappers import Request as HttpRequest
+from werkzeug.wrappers import Response
+
 from bot.cli import EXIT_FAILED, EXIT_OK, load_config
 from bot.config import LoadedConfig
 from bot.http_api import SlackFrontEnd
@@ -29,6 +32,7 @@ from bot.slack import Outbox, SlackChannels, web_client
 from bot.slack_connect import Stop, connect
 from bot.socket_mode import TimedSocketModeHandler
 from bot.store import StoreError
+from bot.webhooks import GitHubWebhook
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +133,17 @@ def _serve_slack(args: argparse.Namespace, loaded: LoadedConfig, mode: str) -> i
     def socket_connected() -> bool:
         return socket is not None and socket.client.is_connected()
 
+    hooks = webhook_routes(runtime)
+    separate_hooks = (
+        mode == "socket"
+        and runtime.settings.github is not None
+        and (runtime.settings.github.port is not None)
+    )
     front = SlackFrontEnd(
         metrics,
         signing_secret=signing_secret,
         socket_connected=socket_connected if mode == "socket" else None,
+        hooks=None if separate_hooks else hooks,
     )
     server = HttpServer(
         front, host=args.host, port=args.port, threads=HTTP_THREADS, name=f"opsbot-{mode}"
@@ -149,6 +160,15 @@ def _serve_slack(args: argparse.Namespace, loaded: LoadedConfig, mode: str) -> i
         )
         return EXIT_FAILED
     print(f"opsbot {mode} mode listening at {server.url}", flush=True)
+    hook_server = None
+    if separate_hooks and runtime.settings.github and runtime.settings.github.port:
+        hook_server = HttpServer(
+            SlackFrontEnd(metrics, signing_secret=None, hooks=hooks),
+            host=args.host,
+            port=runtime.settings.github.port,
+            name="opsbot-hooks",
+        ).start()
+        print(f"opsbot webhooks listening at {hook_server.url}", flush=True)
     stop = Stop()
 
     def start_slack() -> None:
@@ -181,11 +201,28 @@ def _serve_slack(args: argparse.Namespace, loaded: LoadedConfig, mode: str) -> i
     if socket is not None:
         socket.shut()
     server.stop()
+    if hook_server is not None:
+        hook_server.stop()
     runtime.drain(runtime.settings.server.drain_timeout.total_seconds())
     if not outbox.close():
         log.error("some messages could not be sent before shutdown")
     runtime.close()
     return code
+
+
+def webhook_routes(runtime: Runtime) -> dict[str, Callable[[HttpRequest], Response]]:
+    """The webhooks configured, by path (the GitHub one needs its secret in the env)."""
+    github = runtime.settings.github
+    if github is None:
+        return {}
+    secret = os.environ.get(github.webhook_secret_env)
+    if not secret:
+        log.warning(
+            "[github] is configured but %s is not set: POST /hooks/github is off",
+            github.webhook_secret_env,
+        )
+        return {}
+    return {"/hooks/github": GitHubWebhook(runtime, secret)}
 
 
 def _count_errors(metrics: Metrics) -> Callable[[str, str], None]:

@@ -95,6 +95,22 @@ def _m0003_approvals_and_locks(db: Database) -> None:
     )
 
 
+@migration("0004_environments")
+def _m0004_environments(db: Database) -> None:
+    """Ephemeral environments (handlers/envs.py): owners, TTL, sharing, lifecycle."""
+    db.execute(
+        "CREATE TABLE environments ("
+        " name TEXT PRIMARY KEY, app TEXT NOT NULL, revision TEXT NOT NULL,"
+        " argocd_app TEXT NOT NULL, owner TEXT NOT NULL, coowners TEXT NOT NULL DEFAULT '[]',"
+        " channel TEXT NOT NULL, source TEXT NOT NULL, created_at TEXT NOT NULL,"
+        " expires_at TEXT NOT NULL, warned INTEGER NOT NULL DEFAULT 0,"
+        " state TEXT NOT NULL, ended_at TEXT, ended_by TEXT,"
+        " attempts INTEGER NOT NULL DEFAULT 0, next_attempt TEXT, last_error TEXT)"
+    )
+    db.execute("CREATE INDEX environments_state ON environments (state, expires_at)")
+    db.execute("CREATE INDEX environments_owner ON environments (owner, state)")
+
+
 def known_migrations() -> list[str]:
     """Names of every migration this opsbot knows, in order."""
     return list(_MIGRATION_NAMES)

@@ -77,6 +77,31 @@ class Command:
             raise UsageError(f"{name}={raw}: {error}", self.usage) from None
 
 
+class Timers(Protocol):
+    """Timed follow-ups a handler asks for (warn before expiry, expire). The store row is
+    the truth; this only tells the running scheduler, which rebuilds from the store at
+    start anyway."""
+
+    def set(self, key: str, when: datetime, action: str, subject: str) -> None:
+        """Run timed action ``action`` on ``subject`` at ``when`` (replacing ``key``)."""
+        ...
+
+    def cancel(self, key: str) -> None:
+        """Forget the follow-up ``key``."""
+        ...
+
+
+class NoTimers:
+    """Timers for contexts with no scheduler (``opsbot run``): the server picks the
+    deadlines up from the store when it starts, or at its next sweep."""
+
+    def set(self, key: str, when: datetime, action: str, subject: str) -> None:
+        """Nothing to tell: the deadline is in the store."""
+
+    def cancel(self, key: str) -> None:
+        """Nothing to forget."""
+
+
 class Store(Protocol):
     """The part of ``bot.store.Store`` handlers see: a sqlite-utils database per thread."""
 
@@ -100,3 +125,4 @@ class Context:
     ref: str  # the request's reference, shown to people and written to logs and the audit trail
     progress: Callable[[Reply], None]  # replace the visible answer with this interim Reply
     permits: Callable[[CommandSpec], bool] = lambda spec: True  # may the actor run it?
+    timers: Timers = field(default_factory=NoTimers)

@@ -1,4 +1,5 @@
-"""Durations as people type them: ``30s``, ``15m``, ``24h``, ``7d``, ``2w``, ``1h30m``.
+"""Durations as people type them: ``30s``, ``15m``, ``24h``, ``7d``, ``2w``, ``1h30m``
+(and ``500ms``, for poll intervals in config).
 
 This is the one place durations are parsed, for command options and config values alike.
 """
@@ -8,9 +9,9 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_PART = re.compile(r"(\d{1,6})([smhdw])")
-_WHOLE = re.compile(r"(?:\d{1,6}[smhdw])+")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_PART = re.compile(r"(\d{1,6})(ms|[smhdw])")
+_WHOLE = re.compile(r"(?:\d{1,6}(?:ms|[smhdw]))+")
 #: Longer than any TTL, schedule or silence opsbot deals with; stops typos like ``9999999d``.
 MAX_DURATION = timedelta(days=3660)
 
@@ -38,7 +39,8 @@ def format_duration(value: timedelta) -> str:
     """Render a timedelta the way :func:`parse_duration` reads it, largest units first."""
     seconds = int(value.total_seconds())
     if seconds <= 0:
-        return "0s"
+        millis = round(value.total_seconds() * 1000)
+        return f"{millis}ms" if millis > 0 else "0s"
     parts = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         count, seconds = divmod(seconds, size)

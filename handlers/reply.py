@@ -88,6 +88,14 @@ class Preview:
     fingerprint: str = ""
 
 
+@dataclass(frozen=True)
+class Notice:
+    """A message a timed action posts on its own initiative (no one asked just now)."""
+
+    channel: str
+    reply: Reply
+
+
 def escape(text: str) -> str:
     """Escape ``&``, ``<`` and ``>`` so Slack shows the text instead of parsing it."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -134,6 +134,64 @@ class ArgoCDSettings(Section):
     """PEM file of the CA that signed the server's certificate."""
     timeout: Duration = timedelta(seconds=10)
     """Per-request timeout."""
+    poll_interval: Duration = timedelta(seconds=2)
+    """How often a running sync is checked to update its progress card."""
+    sync_timeout: Duration = timedelta(minutes=10)
+    """How long a deploy's progress is followed before opsbot says it is still running."""
+
+
+class EphemeralSettings(Section):
+    """``[ephemeral]``: throw-away environments (``env create``, one per pull request)."""
+
+    app: str
+    """The ``[apps.NAME]`` an environment runs when ``env create`` names none."""
+    repo_url: str
+    """Git repository holding the manifests."""
+    path: str = "apps/{app}/preview"
+    """Path in the repository; ``{app}`` and ``{name}`` are filled in."""
+    argocd_app: str = "env-{name}"
+    """Argo CD Application name; ``{name}`` is the environment's name."""
+    namespace: str = "env-{name}"
+    """Namespace it deploys to (created by Argo CD)."""
+    project: str = "default"
+    """Argo CD project the Application belongs to."""
+    destination_server: str = "https://kubernetes.default.svc"
+    """Kubernetes API of the cluster the environments run on."""
+    default_revision: str = "main"
+    """Branch deployed when ``rev=`` is not given."""
+    default_ttl: Duration = timedelta(hours=24)
+    """Lifetime when ``ttl=`` is not given."""
+    max_ttl: Duration = timedelta(days=7)
+    """Longest lifetime one ``create`` or ``extend`` can give (longer asks are capped)."""
+    warn_before: Duration = timedelta(hours=1)
+    """How long before expiry the owners are warned, with Extend and Destroy buttons."""
+    per_user: int = Field(3, ge=1)
+    """Environments one person may own at once."""
+    total: int = Field(50, ge=1)
+    """Environments that may exist at once, in all."""
+    channel: ChannelId | None = None
+    """Where notices about environments created by webhooks go (else the alerts channel)."""
+
+
+class GitHubSettings(Section):
+    """``[github]``: the pull request webhook (``POST /hooks/github``)."""
+
+    webhook_secret_env: EnvVarName = "GITHUB_WEBHOOK_SECRET"
+    """Environment variable holding the webhook's secret (X-Hub-Signature-256)."""
+    actor: str = Field("U0GITHUB", pattern=r"^[UW][A-Z0-9]{2,}$")
+    """The user ID webhook-made commands run as; grant it ``env:*`` in [rbac]."""
+    label: str | None = None
+    """Only pull requests with this label get an environment (None: every opened one)."""
+    name: str = "pr-{number}"
+    """Environment name for a pull request; ``{number}`` is filled in."""
+    app: str | None = None
+    """The app to deploy (default: ``[ephemeral].app``)."""
+    ttl: Duration = timedelta(hours=72)
+    """Lifetime of a pull request's environment (capped by ``[ephemeral].max_ttl``)."""
+    users: dict[str, str] = {}
+    """GitHub login → Slack user ID: who owns (and is notified about) their environment."""
+    port: int | None = Field(None, ge=1, le=65535)
+    """Socket Mode has no public port of its own: serve the webhook here (None: --port)."""
 
 
 class VaultSettings(Section):
@@ -219,6 +277,8 @@ class Settings(Section):
     clusters: dict[str, ClusterSettings] = {}
     apps: dict[str, AppSettings] = {}
     argocd: ArgoCDSettings | None = None
+    ephemeral: EphemeralSettings | None = None
+    github: GitHubSettings | None = None
     vault: VaultSettings | None = None
     prometheus: PrometheusSettings | None = None
     rbac: RbacSettings = RbacSettings()

@@ -19,23 +19,23 @@ def registry() -> Registry:
     registry = Registry.discover()
 
     @registry.command(
-        "deploy",
-        usage="deploy APP ENV [rev=REV]",
+        "launch",
+        usage="launch APP ENV [rev=REV]",
         summary="sync an app",
         mutating=True,
         env_arg="env",
     )
-    def deploy(cmd: Command, ctx: Context) -> Reply:
+    def launch(cmd: Command, ctx: Context) -> Reply:
         return Reply(text="ok")
 
     @registry.command(
-        "env create", usage="env create NAME [ttl=24h]", summary="new env", mutating=True
+        "box create", usage="box create NAME [ttl=24h]", summary="new env", mutating=True
     )
-    def env_create(cmd: Command, ctx: Context) -> Reply:
+    def box_create(cmd: Command, ctx: Context) -> Reply:
         return Reply(text="ok")
 
-    @registry.command("env list", usage="env list", summary="list envs")
-    def env_list(cmd: Command, ctx: Context) -> Reply:
+    @registry.command("box list", usage="box list", summary="list envs")
+    def box_list(cmd: Command, ctx: Context) -> Reply:
         return Reply(text="ok")
 
     return registry
@@ -59,26 +59,28 @@ def test_help_lists_every_registered_usage(runtime: Runtime, registry: Registry)
         assert f"`{spec.usage}`" in reply.text
         assert spec.summary in reply.text
     assert reply.ephemeral
-    assert {b.command for b in reply.buttons} == {"help deploy", "help env", "help whoami"}
+    verbs = {spec.verb for spec in registry} - {"help"}
+    assert {b.command for b in reply.buttons} == {f"help {verb}" for verb in verbs}
+    assert {"help launch", "help box", "help whoami"} <= {b.command for b in reply.buttons}
 
 
 def test_mutating_commands_are_marked(runtime: Runtime, registry: Registry) -> None:
     lines = ask(runtime, registry, "help").text.splitlines()
-    deploy_line = next(line for line in lines if line.startswith("`deploy"))
-    list_line = next(line for line in lines if line.startswith("`env list"))
-    assert deploy_line.endswith(":lock:")
+    launch_line = next(line for line in lines if line.startswith("`launch"))
+    list_line = next(line for line in lines if line.startswith("`box list"))
+    assert launch_line.endswith(":lock:")
     assert not list_line.endswith(":lock:")
 
 
 def test_help_verb_shows_every_subcommand_and_where_approval_is_needed(
     runtime: Runtime, registry: Registry
 ) -> None:
-    reply = ask(runtime, registry, "help env")
-    assert reply.title == "help: env"
-    assert "`env create NAME [ttl=24h]`" in reply.text
-    assert "`env list`" in reply.text
-    deploy = ask(runtime, registry, "help deploy")
-    assert "needs approval in: prod" in deploy.text  # the demo settings gate prod
+    reply = ask(runtime, registry, "help box")
+    assert reply.title == "help: box"
+    assert "`box create NAME [ttl=24h]`" in reply.text
+    assert "`box list`" in reply.text
+    launch = ask(runtime, registry, "help launch")
+    assert "needs approval in: prod" in launch.text  # the demo settings gate prod
 
 
 def test_help_shows_only_what_the_asker_may_run(runtime: Runtime, registry: Registry) -> None:
@@ -86,19 +88,19 @@ def test_help_shows_only_what_the_asker_may_run(runtime: Runtime, registry: Regi
         return not spec.mutating
 
     reply = ask(runtime, registry, "help", permits=no_mutations)
-    assert "deploy" not in reply.text
-    assert "`env list`" in reply.text
-    refused = ask(runtime, registry, "help deploy", permits=no_mutations)
+    assert "launch" not in reply.text
+    assert "`box list`" in reply.text
+    refused = ask(runtime, registry, "help launch", permits=no_mutations)
     assert refused.status is Status.USAGE
-    assert "no command 'deploy' you may run" in refused.text
+    assert "no command 'launch' you may run" in refused.text
 
 
 def test_help_for_a_misspelt_verb_suggests_the_closest(
     runtime: Runtime, registry: Registry
 ) -> None:
-    reply = ask(runtime, registry, "help deplyo")
+    reply = ask(runtime, registry, "help lanuch")
     assert reply.status is Status.USAGE
-    assert "did you mean 'deploy'?" in reply.text
+    assert "did you mean 'launch'?" in reply.text
 
 
 def test_help_uses_the_configured_slash_command(tmp_path: Path, registry: Registry) -> None:

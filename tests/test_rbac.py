@@ -585,11 +585,11 @@ def test_a_grant_for_a_governance_verb_needs_the_governance_verbs() -> None:
 
 
 def test_config_check_reports_unknown_references_with_the_file_and_key() -> None:
-    settings = settings_with_grants("deploy:prod", "help:prd")
+    settings = settings_with_grants("deplo:prod", "help:prd")
 
     problems = [str(p) for p in check_permissions(settings, "opsbot.toml")]
 
     assert problems == [
-        "opsbot.toml: rbac.roles.r.allow[0]: 'deploy:prod': no command 'deploy'",
+        "opsbot.toml: rbac.roles.r.allow[0]: 'deplo:prod': no command 'deplo'",
         "opsbot.toml: rbac.roles.r.allow[1]: 'help:prd': no environment matches 'prd'",
     ]

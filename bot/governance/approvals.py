@@ -131,8 +131,9 @@ class Approvals:
         def gate(invocation: Invocation, proceed: Next) -> Reply:
             spec, env = invocation.spec, invocation.environment
             assert spec is not None
-            if not spec.mutating or env is None:
-                return proceed(invocation)
+            assert invocation.command is not None
+            if not spec.mutating or env is None or invocation.command.flag("dry-run"):
+                return proceed(invocation)  # a dry run changes nothing: no approval
             environment = self._runtime.settings.environments.get(env)
             if environment is None or environment.approvals == 0:
                 return proceed(invocation)
