@@ -80,6 +80,7 @@ class Application:
     results: tuple[ResourceResult, ...] = ()
     resource_count: int = 0
     deleting: bool = False
+    operation_requested: bool = False  # an operation asked for, not yet picked up or done
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -89,8 +90,13 @@ class Application:
 
     @property
     def running(self) -> bool:
-        """True while an operation (a sync or rollback) is in progress."""
-        return self.operation_phase in ("Running", "Terminating")
+        """True while an operation (a sync or rollback) is asked for or in progress.
+
+        Argo CD sets the top-level ``operation`` when a sync is requested and removes it
+        when the operation completes; until the controller picks it up, ``operationState``
+        still describes the previous operation.
+        """
+        return self.operation_requested or self.operation_phase in ("Running", "Terminating")
 
     @classmethod
     def from_json(cls, data: Any) -> Application:
@@ -140,6 +146,7 @@ class Application:
                 ),
                 resource_count=len(status.get("resources") or []),
                 deleting=bool(metadata.get("deletionTimestamp")),
+                operation_requested=bool(data.get("operation")),
                 raw=data,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:

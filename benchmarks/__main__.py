@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import audit, slack, spine
+from benchmarks import audit, envs, slack, spine
 from benchmarks.table import print_table
 
-SUITES = {"spine": spine.run, "slack": slack.run, "audit": audit.run}
+SUITES = {"spine": spine.run, "slack": slack.run, "audit": audit.run, "envs": envs.run}
 
 
 def main(argv: list[str]) -> int:

@@ -78,7 +78,13 @@ def progress_card(verb: str, app: str, env: str, state: Application, started: fl
     """The one message a deploy or rollback updates in place."""
     synced = sum(1 for r in state.results if r.status in ("Synced", "Pruned"))
     total = max(state.resource_count, len(state.results))
-    phase = state.operation_phase or "Starting"
+    phase = (
+        "Requested"
+        if state.operation_requested and not state.operation_phase
+        else (state.operation_phase or "Starting")
+    )
+    if state.operation_phase == "Succeeded" and state.health == "Progressing":
+        phase = "Succeeded, rolling out"
     fields = (
         Field("Revision", code(short(state.operation_revision or state.target_sha))),
         Field("Phase", escape(phase)),
@@ -124,7 +130,9 @@ def watch(ctx: Context, argocd: ArgoCD, verb: str, app: str, env: str, name: str
     while True:
         state = argocd.get_application(name)
         card = progress_card(verb, app, env, state, started)
-        if state.operation_phase in FINISHED and not state.running:
+        ended = state.operation_phase in FINISHED and not state.running
+        settling = state.operation_phase == "Succeeded" and state.health == "Progressing"
+        if ended and not settling:  # a success is reported once the rollout is healthy
             return finished(card, verb, app, env, state, started)
         if time.monotonic() >= deadline:
             return Reply(

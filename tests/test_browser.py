@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,44 @@ def test_ephemeral_replies_follow_the_user_picker(
         send(page, "whoami")
         expect(bot_messages(page)).to_have_count(1)
         expect(bot_messages(page).first).to_contain_text("U0BOB")
+
+
+def test_the_demo_deploy_needs_bob_and_shows_progress(page: Page, tmp_path: Path) -> None:
+    from bot import config
+    from bot.httpserver import HttpServer
+    from bot.runtime import Runtime
+    from bot.sandbox.emulators import SANDBOX_EMULATORS
+    from bot.sandbox.server import SandboxApp
+    from tests.conftest import loaded_config
+
+    demo = config.demo().settings
+    assert demo.argocd is not None
+    fast = demo.argocd.model_copy(update={"poll_interval": timedelta(milliseconds=20)})
+    settings = demo.model_copy(update={"argocd": fast})
+    runtime = Runtime.build(
+        loaded_config(settings, tmp_path), environ={}, emulators=SANDBOX_EMULATORS
+    )
+    app = SandboxApp(runtime)
+    server = HttpServer(app).start()
+    runtime.start()
+    try:
+        open_page(page, server.url)
+        page.select_option("#user", "U0ALICE")
+        send(page, "deploy payments prod")
+        card = page.locator(".msg", has_text="Approval needed")
+        expect(card).to_contain_text("payments: bump the image to 1.4.2")
+        expect(card.get_by_role("button", name="Approve")).to_be_visible()
+        card.get_by_role("button", name="Approve").click()  # alice may not approve her own
+        expect(page.locator(".msg", has_text="cannot approve it")).to_have_count(1)
+        page.select_option("#user", "U0BOB")
+        page.locator(".msg", has_text="Approval needed").get_by_role(
+            "button", name="Approve"
+        ).click()
+        expect(page.locator(".msg", has_text="Approved and done")).to_have_count(1)
+        done = page.locator(".msg", has_text="Deploy of payments to prod finished")
+        expect(done).to_have_count(1)
+        expect(done.get_by_role("button", name="Rollback")).to_be_visible()
+    finally:
+        app.chat.close()
+        server.stop()
+        runtime.close()

@@ -268,7 +268,17 @@ def test_moving_the_clock_while_a_cron_job_runs_does_not_run_it_again(
         assert started.empty(), f"started again while running, at {started.get_nowait()}"
     finally:
         release.set()
-    barrier(scheduler, monday)
+    # Both workers free at once means the nightly run (and its rescheduling) has ended.
+    both = threading.Barrier(2)
+    done = [threading.Event(), threading.Event()]
+    for index, event in enumerate(done):
+
+        def meet(event: threading.Event = event) -> None:
+            both.wait(WAIT)
+            event.set()
+
+        scheduler.schedule(Job(f"~drain-{index}", meet, at=monday()))
+    assert all(event.wait(WAIT) for event in done)
     assert scheduler.due("nightly") == WEDNESDAY_3AM
 
 

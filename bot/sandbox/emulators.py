@@ -36,8 +36,15 @@ class Emulator(Protocol):
 
 EmulatorFactory = Callable[[], Emulator]
 
+
+def _argocd_demo() -> Emulator:
+    from bot.sandbox.argocd import ArgoCDEmulator  # imported only when the sandbox starts
+
+    return ArgoCDEmulator.demo()
+
+
 #: Emulators the sandbox starts; each feature issue adds its own (with demo data).
-SANDBOX_EMULATORS: tuple[EmulatorFactory, ...] = ()
+SANDBOX_EMULATORS: tuple[EmulatorFactory, ...] = (_argocd_demo,)
 
 
 @dataclass
