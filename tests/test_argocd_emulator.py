@@ -891,7 +891,8 @@ def test_configure_keeps_the_configured_polling_and_timeouts(settings: Settings)
     assert (aimed.argocd.url, aimed.argocd.token_env) == ("http://127.0.0.1:9", "ARGOCD_TOKEN")
     assert (aimed.argocd.ca_bundle, aimed.argocd.poll_interval) == (None, timedelta(seconds=1))
     assert environ == {"ARGOCD_TOKEN": "t0k3n"}
-    fresh, _ = ArgoCDEmulator().configure(settings, "http://127.0.0.1:9")
+    without = settings.model_copy(update={"argocd": None})
+    fresh, _ = ArgoCDEmulator().configure(without, "http://127.0.0.1:9")
     assert fresh.argocd == ArgoCDSettings(url="http://127.0.0.1:9")
 
 
