@@ -58,13 +58,17 @@ def test_a_valid_file_becomes_frozen_typed_settings() -> None:
         prod.approvals = 0  # type: ignore[misc]
 
 
-def test_the_design_example_config_is_valid() -> None:
+def test_the_design_example_config_is_valid(tmp_path: Path) -> None:
     design = SHARED / "DESIGN.md"
     if not design.exists():
         pytest.skip(f"{design} is absent on this machine; CI always has it")
     example = re.search(r"```toml\n(.*?)```", design.read_text(), re.DOTALL)
     assert example, "DESIGN.md §5 holds a ```toml example"
     settings = config.parse(example.group(1), "DESIGN.md")
+    design_file = tmp_path / "design.toml"
+    design_file.write_text(example.group(1))
+    problems = config.check(design_file, environ={})
+    assert [p.severity for p in problems] == ["warning", "warning"]  # only the unset tokens
     assert settings.environments["prod"].approvals == 1
     assert settings.apps["payments"].argocd_app == "payments-{env}"
     assert settings.rbac.groups["S0ONCALL"] == ["approver"]

@@ -104,3 +104,32 @@ def test_socket_mode_serves_health_readiness_and_metrics(tmp_path: Path) -> None
         metrics = httpx.get(f"{bot.url}/metrics").text
         assert 'opsbot_ack_latency_seconds_count{kind="socket-slash_commands"}' in metrics
         assert bot.served.stop() == 0
+
+
+def test_socket_mode_serves_the_github_webhook_on_its_own_port(tmp_path: Path) -> None:
+    import hashlib
+    import hmac
+    import socket
+
+    from tests.slack_e2e import CONFIG
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        hook_port = probe.getsockname()[1]
+    config = CONFIG + (
+        '\n[apps.web]\n[argocd]\nurl = "http://127.0.0.1:9"\n'
+        '[ephemeral]\napp = "web"\nrepo_url = "https://git.example/deploy.git"\n'
+        f"[github]\nport = {hook_port}\n"
+    )
+    secret = "socket-mode-webhook-secret"
+    with slack_bot(
+        tmp_path, mode="socket", config=config, env={"GITHUB_WEBHOOK_SECRET": secret}
+    ) as bot:
+        hooks = bot.served.wait_for_output(r"webhooks listening at (http://\S+)").group(1)
+        body = b'{"zen": "Keep it logically awesome."}'
+        good = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        ping = {"X-GitHub-Event": "ping", "X-Hub-Signature-256": good}
+        assert httpx.post(f"{hooks}/hooks/github", content=body, headers=ping).json()["pong"]
+        forged = {**ping, "X-Hub-Signature-256": "sha256=" + "0" * 64}
+        assert httpx.post(f"{hooks}/hooks/github", content=body, headers=forged).status_code == 401
+        assert httpx.post(f"{bot.url}/hooks/github", content=body, headers=ping).status_code == 404
