@@ -13,7 +13,7 @@ import httpx
 
 from bot import config
 from bot.app import build_app
-from bot.clock import ManualClock
+from bot.clock import ManualClock, system_clock
 from bot.http_api import SlackFrontEnd
 from bot.httpserver import HttpServer
 from bot.identity import StaticGroups
@@ -141,15 +141,11 @@ def gitops(
     argo_server = HttpServer(emulator.wsgi_app(), name="argocd-emulator").start()
     settings = config.parse(CONFIG + extra, "opsbot.toml")
     settings, environ = emulator.configure(settings, argo_server.url)
-    runtime = (
-        Runtime.build(
-            loaded_config(settings, folder),
-            clock=clock or ManualClock(),
-            environ=environ,
-            groups=StaticGroups(),
-        )
-        if clock
-        else Runtime.build(loaded_config(settings, folder), environ=environ, groups=StaticGroups())
+    runtime = Runtime.build(
+        loaded_config(settings, folder),
+        clock=clock or system_clock,
+        environ=environ,
+        groups=StaticGroups(),
     )
     client = web_client(BOT_TOKEN, {"SLACK_API_URL": fake.api_url})
     outbox = Outbox(client, Sender(interval=0.02, backoff=0.05))
