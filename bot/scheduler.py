@@ -202,4 +202,6 @@ class Scheduler:
         if job.cron is not None:
             with self._lock:
                 if self._jobs.get(job_id) is job:
-                    self.schedule(Job(job.id, job.run, cron=job.cron, last_run=self._clock()))
+                    # The tick it ran for, not when it finished: a tick that fell due while
+                    # it ran (the clock moved on) is then caught up, once.
+                    self.schedule(Job(job.id, job.run, cron=job.cron, last_run=due))

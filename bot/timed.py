@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SYSTEM_ACTOR = "opsbot"
+SWEEP_CRON = "* * * * *"
 ACTIONS: dict[str, Callable[[Context, str], list[Notice]]] = {**envs.TIMED}
 
 
@@ -44,9 +45,20 @@ class TimedActions:
         self._runtime.scheduler.cancel(key)
 
     def jobs(self) -> list[Job]:
-        """Scheduler source: every deadline the handlers' tables imply."""
+        """Scheduler source: every deadline the handlers' tables imply, and a sweep each
+        minute for deadlines written by another process (``opsbot run``)."""
         context = self.context()
-        return [self._job(d.key, d.at, d.action, d.subject) for d in envs.deadlines(context)]
+        jobs = [self._job(d.key, d.at, d.action, d.subject) for d in envs.deadlines(context)]
+        jobs.append(Job("timed:sweep", self.sweep, cron=SWEEP_CRON))
+        return jobs
+
+    def sweep(self) -> None:
+        """Run every deadline that has passed and is still due (the actions check the
+        store, so one that already ran does nothing)."""
+        now = self._runtime.clock()
+        for deadline in envs.deadlines(self.context()):
+            if deadline.at <= now:
+                self.run(deadline.action, deadline.subject)
 
     def context(self) -> Context:
         """A context for work nobody typed: the system actor, no reply to update."""

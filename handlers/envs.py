@@ -35,6 +35,7 @@ RETRY_BACKOFF = (
     timedelta(hours=1),
 )
 REPORT_WINDOW = timedelta(days=7)
+DELETION_LEASE = timedelta(minutes=10)
 
 
 def _iso(when: datetime) -> str:
@@ -386,11 +387,26 @@ def env_share(cmd: Command, ctx: Context) -> Reply:
     return card(live(ctx, env.name), ctx.clock(), f"<@{user}> now co-owns it.")
 
 
-def destroy(ctx: Context, env: Environment, *, by: str, reason: str) -> Reply:
-    """Delete the Argo CD app (cascade) and end the environment; a failure schedules a
-    retry with backoff and says so."""
+def claim(ctx: Context, name: str, *, expired_only: bool = False) -> bool:
+    """Take the right to delete ``name``: one caller at a time, across threads and
+    processes. A deletion in flight holds it for :data:`DELETION_LEASE`; a holder that
+    died loses it then."""
     now = ctx.clock()
-    _update(ctx, env.name, state="destroying")
+    db = ctx.store.db
+    with db.atomic():
+        cursor = db.execute(
+            "UPDATE environments SET state = 'destroying', next_attempt = ? WHERE name = ?"
+            " AND (state = 'active' OR (state = 'destroying' AND next_attempt <= ?))"
+            " AND (? = 0 OR expires_at <= ?)",
+            [_iso(now + DELETION_LEASE), name, _iso(now), int(expired_only), _iso(now)],
+        )
+    return cursor.rowcount == 1
+
+
+def destroy(ctx: Context, env: Environment, *, by: str, reason: str) -> Reply:
+    """Delete the Argo CD app (cascade) and end the environment (claim it first); a
+    failure schedules a retry with backoff and says so."""
+    now = ctx.clock()
     try:
         ctx.adapters.argocd.delete_application(env.argocd_app, cascade=True)
     except NotFound:
@@ -439,6 +455,8 @@ def env_destroy(cmd: Command, ctx: Context) -> Reply:
     """Delete the environment's Argo CD app with everything it deployed."""
     env = live(ctx, cmd.arg("name") or "")
     _owned(ctx, env, "destroy")
+    if not claim(ctx, env.name):
+        raise CommandFailed(f"{env.name} is being destroyed already")
     return destroy(ctx, env, by=ctx.actor, reason="destroyed")
 
 
@@ -532,10 +550,8 @@ def warn(ctx: Context, name: str) -> list[Notice]:
 def expire(ctx: Context, name: str) -> list[Notice]:
     """Destroy ``name`` if its time is up (an extension may have moved it)."""
     env = load(ctx, name)
-    if env is None or env.state != "active":
-        return []
-    if env.expires_at > ctx.clock():
-        return []
+    if env is None or not claim(ctx, name, expired_only=True):
+        return []  # gone, extended, or someone else is deleting it
     outcome = destroy(ctx, env, by="opsbot", reason="expired")
     return [Notice(env.channel, outcome)]
 
@@ -543,7 +559,7 @@ def expire(ctx: Context, name: str) -> list[Notice]:
 def retry(ctx: Context, name: str) -> list[Notice]:
     """Try a failed deletion again; alert while it keeps failing."""
     env = load(ctx, name)
-    if env is None or env.state != "destroying":
+    if env is None or env.state != "destroying" or not claim(ctx, name):
         return []
     reason = "expired" if env.ended_by in (None, "opsbot") else "destroyed"
     outcome = destroy(ctx, env, by=env.ended_by or "opsbot", reason=reason)

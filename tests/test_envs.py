@@ -207,3 +207,22 @@ def test_the_github_webhook_opens_and_closes_an_environment(tmp_path: Path) -> N
         ]
         assert len(creates) == 1
         assert not [r for r in world.argo.requests if "env-pr-99" in r.path]
+
+
+def test_an_environment_written_by_another_process_still_expires(tmp_path: Path) -> None:
+    clock = ManualClock(START)
+    with gitops(tmp_path, clock=clock, argo=ArgoCDEmulator.demo(clock=clock)) as world:
+        db = world.runtime.store.db
+        with db.atomic():  # as `opsbot run "env create …"` would, beside the server
+            db.execute(
+                "INSERT INTO environments (name, app, revision, argocd_app, owner, channel,"
+                " source, created_at, expires_at, warned, state) VALUES ('pr-9', 'payments',"
+                " 'main', 'env-pr-9', 'U0ALICE', 'C0ENV', 'chat', ?, ?, 1, 'active')",
+                [
+                    (START - timedelta(hours=2)).isoformat(),
+                    (START + timedelta(seconds=30)).isoformat(),
+                ],
+            )
+        clock.advance(timedelta(minutes=1, seconds=1))  # the minute sweep comes round
+        gone = world.card("C0ENV", "pr-9 expired")
+        assert "<@U0ALICE>" in gone.text
