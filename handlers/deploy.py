@@ -45,6 +45,15 @@ def check_app(ctx: Context, app: str) -> None:
         raise CommandFailed(f"unknown app '{app}'; known apps: {known}")
 
 
+def resolve_app(cmd: Command, ctx: Context) -> tuple[str, str, str, ArgoCD, Application]:
+    """The command's APP and ENV, their Argo CD Application's name, the client, and the
+    Application as it is now."""
+    app, env = cmd.arg("app") or "", cmd.arg("env") or ""
+    name = argo_name(ctx, app, env)
+    argocd = ctx.adapters.argocd
+    return app, env, name, argocd, argocd.get_application(name)
+
+
 def short(revision: str) -> str:
     """A commit as people quote it: 7 characters of a SHA, a branch name as is."""
     is_sha = len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)
@@ -195,10 +204,7 @@ def ensure_idle(state: Application, app: str, env: str) -> None:
 
 def deploy_preview(cmd: Command, ctx: Context) -> Preview:
     """Current and target revision with author and message, and what would change."""
-    app, env = cmd.arg("app") or "", cmd.arg("env") or ""
-    name = argo_name(ctx, app, env)
-    argocd = ctx.adapters.argocd
-    state = argocd.get_application(name)
+    app, env, name, argocd, state = resolve_app(cmd, ctx)
     target = cmd.option("rev") or state.target_sha or state.target_revision
     changes = [
         f"{r.get('kind')}/{r.get('name')}"
@@ -233,10 +239,8 @@ def deploy_preview(cmd: Command, ctx: Context) -> Preview:
 )
 def deploy(cmd: Command, ctx: Context) -> Reply:
     """Start the sync and follow it on one progress card."""
-    app, env = cmd.arg("app") or "", cmd.arg("env") or ""
-    name = argo_name(ctx, app, env)
-    argocd = ctx.adapters.argocd
-    ensure_idle(argocd.get_application(name), app, env)
+    app, env, name, argocd, state = resolve_app(cmd, ctx)
+    ensure_idle(state, app, env)
     argocd.sync(
         name, revision=cmd.option("rev"), prune=cmd.flag("prune"), dry_run=cmd.flag("dry-run")
     )
@@ -263,10 +267,7 @@ def rollback_target(cmd: Command, state: Application) -> tuple[int, str]:
 
 def rollback_preview(cmd: Command, ctx: Context) -> Preview:
     """From the current revision back to the chosen history entry."""
-    app, env = cmd.arg("app") or "", cmd.arg("env") or ""
-    name = argo_name(ctx, app, env)
-    argocd = ctx.adapters.argocd
-    state = argocd.get_application(name)
+    app, env, name, argocd, state = resolve_app(cmd, ctx)
     history_id, revision = rollback_target(cmd, state)
     return Preview(
         text=(
@@ -291,10 +292,7 @@ def rollback_preview(cmd: Command, ctx: Context) -> Preview:
 )
 def rollback(cmd: Command, ctx: Context) -> Reply:
     """Roll back and follow the operation on one progress card."""
-    app, env = cmd.arg("app") or "", cmd.arg("env") or ""
-    name = argo_name(ctx, app, env)
-    argocd = ctx.adapters.argocd
-    state = argocd.get_application(name)
+    app, env, name, argocd, state = resolve_app(cmd, ctx)
     ensure_idle(state, app, env)
     history_id, _ = rollback_target(cmd, state)
     try:
@@ -376,10 +374,7 @@ def promote(cmd: Command, ctx: Context) -> Reply:
 )
 def cancel(cmd: Command, ctx: Context) -> Reply:
     """Terminate the running operation."""
-    app, env = cmd.arg("app") or "", cmd.arg("env") or ""
-    name = argo_name(ctx, app, env)
-    argocd = ctx.adapters.argocd
-    state = argocd.get_application(name)
+    app, env, name, argocd, state = resolve_app(cmd, ctx)
     if not state.running:
         raise CommandFailed(f"nothing is running on {app} in {env} to stop")
     argocd.terminate_operation(name)
@@ -428,10 +423,7 @@ def status(cmd: Command, ctx: Context) -> Reply:
 )
 def history(cmd: Command, ctx: Context) -> Reply:
     """The app's Argo CD history in an environment, with commit details."""
-    app, env = cmd.arg("app") or "", cmd.arg("env") or ""
-    name = argo_name(ctx, app, env)
-    argocd = ctx.adapters.argocd
-    state = argocd.get_application(name)
+    app, env, name, argocd, state = resolve_app(cmd, ctx)
     if not state.history:
         return Reply(text=f"{app} has no deployments in {env} yet.")
     lines = [

@@ -105,11 +105,8 @@ class Environment:
 
 def load(ctx: Context, name: str) -> Environment | None:
     """The environment ``name``, whatever its state."""
-    cursor = ctx.store.db.execute("SELECT * FROM environments WHERE name = ?", [name])
-    row = cursor.fetchone()
-    if row is None:
-        return None
-    return Environment.from_row(dict(zip([c[0] for c in cursor.description], row, strict=True)))
+    rows = list(ctx.store.db.query("SELECT * FROM environments WHERE name = ?", [name]))
+    return Environment.from_row(rows[0]) if rows else None
 
 
 def live(ctx: Context, name: str) -> Environment:
@@ -123,11 +120,10 @@ def live(ctx: Context, name: str) -> Environment:
 
 def active(ctx: Context) -> list[Environment]:
     """Every environment that still exists (active or being destroyed), by expiry."""
-    cursor = ctx.store.db.execute(
+    rows = ctx.store.db.query(
         "SELECT * FROM environments WHERE state IN ('active', 'destroying') ORDER BY expires_at"
     )
-    names = [c[0] for c in cursor.description]
-    return [Environment.from_row(dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
+    return [Environment.from_row(row) for row in rows]
 
 
 def _update(ctx: Context, name: str, **values: object) -> None:
@@ -472,14 +468,11 @@ def env_report(cmd: Command, ctx: Context) -> Reply:
     now = ctx.clock()
     since = now - REPORT_WINDOW
     rows = [
-        Environment.from_row(dict(zip([c[0] for c in cur.description], row, strict=True)))
-        for cur in [
-            ctx.store.db.execute(
-                "SELECT * FROM environments WHERE created_at >= ? OR ended_at >= ?",
-                [_iso(since), _iso(since)],
-            )
-        ]
-        for row in cur.fetchall()
+        Environment.from_row(row)
+        for row in ctx.store.db.query(
+            "SELECT * FROM environments WHERE created_at >= ? OR ended_at >= ?",
+            [_iso(since), _iso(since)],
+        )
     ]
     created = [e for e in rows if e.created_at >= since]
     ended = [e for e in rows if e.ended_at and e.ended_at >= since]

@@ -415,11 +415,7 @@ class Approvals:
 
     def jobs(self) -> list[Job]:
         """Scheduler source: an expiry for each pending request, and the minute sweep."""
-        rows = self._runtime.store.db.execute(
-            "SELECT * FROM approvals WHERE state = 'pending'"
-        ).fetchall()
-        approvals = [self.get(row[0]) for row in rows]
-        jobs = [self._expiry_job(a) for a in approvals if a is not None]
+        jobs = [self._expiry_job(a) for a in self.pending()]
         jobs.append(Job("approvals:sweep", self.sweep, cron=SWEEP_CRON))
         return jobs
 
@@ -438,21 +434,17 @@ class Approvals:
 
     def get(self, approval_id: str) -> Approval | None:
         """The request ``approval_id``, or None."""
-        cursor = self._runtime.store.db.execute(
-            "SELECT * FROM approvals WHERE id = ?", [approval_id]
+        rows = list(
+            self._runtime.store.db.query("SELECT * FROM approvals WHERE id = ?", [approval_id])
         )
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        names = [c[0] for c in cursor.description]
-        return Approval.from_row(dict(zip(names, row, strict=True)))
+        return Approval.from_row(rows[0]) if rows else None
 
     def pending(self) -> list[Approval]:
         """Every request still waiting for approvers, oldest first."""
-        rows = self._runtime.store.db.execute(
-            "SELECT id FROM approvals WHERE state = 'pending' ORDER BY created_at"
-        ).fetchall()
-        return [a for (i,) in rows if (a := self.get(i)) is not None]
+        rows = self._runtime.store.db.query(
+            "SELECT * FROM approvals WHERE state = 'pending' ORDER BY created_at"
+        )
+        return [Approval.from_row(row) for row in rows]
 
     def _current(self, approval_id: str) -> Approval:
         approval = self.get(approval_id)

@@ -128,9 +128,7 @@ class AuditTrail:
         sql = f"SELECT * FROM audit WHERE {' AND '.join(where)} ORDER BY id {order}"  # noqa: S608
         if limit:
             sql += f" LIMIT {int(limit)}"
-        cursor = self._store.db.execute(sql, params)
-        names = [c[0] for c in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return list(self._store.db.query(sql, params))
 
 
 @dataclass(frozen=True)

@@ -99,12 +99,12 @@ class Locks:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        cursor = conn.execute(
-            "SELECT target, holder, ref, command, acquired_at, expires_at FROM locks"
-            " ORDER BY target"
+        return list(
+            self._store.db.query(
+                "SELECT target, holder, ref, command, acquired_at, expires_at FROM locks"
+                " ORDER BY target"
+            )
         )
-        names = [c[0] for c in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def _release_dead(self, conn: sqlite3.Connection, now: datetime) -> None:
         conn.execute("DELETE FROM locks WHERE expires_at <= ?", [iso(now)])
